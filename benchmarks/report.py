@@ -1,0 +1,83 @@
+"""Runs the benchmark suites and prints, per group, each variant's median time
+and how many times faster our op is (variant / ours); for the memory-limit row,
+the share of the copy's bandwidth that our op reaches (copy / ours).
+
+    python benchmarks/report.py [--quick] [--device cpu|cuda] [-k EXPR] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_suites(args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.json"
+        command = [sys.executable, "-m", "pytest", str(HERE), "-q", f"--benchmark-json={raw}"]
+        selectors = [s for s in (args.k, args.device) if s]
+        if selectors:
+            command += ["-k", " and ".join(f"({s})" for s in selectors)]
+        env = dict(os.environ, DBF_BENCH_ROUNDS=str(args.rounds or (5 if args.quick else 15)))
+        code = subprocess.call(command, env=env, cwd=HERE)
+        if code != 0 or not raw.exists():
+            sys.exit(f"report.py: the benchmark run failed (pytest exit code {code})")
+        return json.loads(raw.read_text())
+
+
+def summarise(raw: dict) -> list[dict]:
+    groups: dict[str, dict] = {}
+    for bench in raw["benchmarks"]:
+        info = bench["extra_info"]
+        median = bench["stats"]["median"] / info.get("inner", 1)
+        groups.setdefault(bench["group"], {})[info["variant"]] = (info["role"], median)
+    summary = []
+    for group, rows in groups.items():
+        ours = next((m for role, m in rows.values() if role == "ours"), None)
+        for variant, (role, median) in rows.items():
+            entry = {"group": group, "variant": variant, "role": role, "median_ms": median * 1e3}
+            if ours and role == "baseline":
+                entry["speedup"] = median / ours
+            if ours and role == "memory limit":
+                entry["bandwidth_share"] = median / ours
+            summary.append(entry)
+    return summary
+
+
+def print_table(summary: list[dict]) -> None:
+    print("\n| group | variant | median ms | ours is x faster | share of copy bandwidth |")
+    print("|---|---|---:|---:|---:|")
+    for row in summary:
+        speedup = f"{row['speedup']:.2f}" if "speedup" in row else ""
+        share = f"{row['bandwidth_share']:.0%}" if "bandwidth_share" in row else ""
+        print(f"| {row['group']} | {row['variant']} | {row['median_ms']:.3f} | {speedup} | {share} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 rounds per benchmark")
+    parser.add_argument("--rounds", type=int, help="timed rounds per benchmark")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="only this device")
+    parser.add_argument("-k", help="pytest -k expression selecting benchmarks")
+    parser.add_argument("--json", type=Path, default=Path("bench-results/bench.json"),
+                        help="where to write the summary (default: %(default)s)")
+    args = parser.parse_args(argv)
+    summary = summarise(run_suites(args))
+    print_table(summary)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.json.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(args.json)  # atomic
+    print(f"\nsummary written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+// The one Python module of the package: device dispatch of the entry points
+// and the build description. Only dbnet_fast.ops calls into it.
+#include <torch/extension.h>
+
+#include "entry_points.h"
+
+#if !defined(DBF_VERSION) || !defined(DBF_TORCH_VERSION)
+#error "setup.py defines DBF_VERSION and DBF_TORCH_VERSION"
+#endif
+#ifndef DBF_CUDA_ARCHS
+#define DBF_CUDA_ARCHS ""
+#endif
+
+namespace dbf {
+namespace {
+
+#ifdef DBF_WITH_CUDA
+constexpr bool kWithCuda = true;
+#else
+constexpr bool kWithCuda = false;
+#endif
+
+// Picks the backend of the first tensor's device; CUDA tensors in a build
+// without CUDA kernels get a clear error rather than a missing symbol.
+template <class CpuFn, class CudaFn>
+auto dispatch(const char* op, const at::Tensor& first, CpuFn cpu, CudaFn cuda) {
+  if (first.is_cpu()) return cpu();
+  TORCH_CHECK(first.is_cuda(), op, ": tensors on ", first.device(),
+              " are not supported (CPU and CUDA only)");
+  TORCH_CHECK(kWithCuda, op, ": dbnet_fast was built without CUDA kernels; rebuild with "
+              "DBNET_FAST_WITH_CUDA=1 or install a CUDA wheel");
+  return cuda();
+}
+
+at::Tensor binarize_forward(const at::Tensor& prob, const at::Tensor& thresh, double k) {
+  return dispatch("db_binarize", prob,
+                  [&] { return binarize_forward_cpu(prob, thresh, k); },
+                  [&] {
+#ifdef DBF_WITH_CUDA
+                    return binarize_forward_cuda(prob, thresh, k);
+#else
+                    return at::Tensor();
+#endif
+                  });
+}
+
+std::tuple<at::Tensor, at::Tensor> binarize_backward(const at::Tensor& grad, const at::Tensor& out,
+                                                     double k) {
+  return dispatch("db_binarize_backward", grad,
+                  [&] { return binarize_backward_cpu(grad, out, k); },
+                  [&] {
+#ifdef DBF_WITH_CUDA
+                    return binarize_backward_cuda(grad, out, k);
+#else
+                    return std::tuple<at::Tensor, at::Tensor>();
+#endif
+                  });
+}
+
+py::dict build_info() {
+  py::dict info;
+  info["version"] = DBF_VERSION;
+  info["torch_version"] = DBF_TORCH_VERSION;
+  info["with_cuda"] = kWithCuda;
+#ifdef DBF_CUDA_VERSION
+  info["cuda_version"] = DBF_CUDA_VERSION;
+#else
+  info["cuda_version"] = py::none();
+#endif
+  info["cuda_archs"] = DBF_CUDA_ARCHS;
+  info["cxx_compiler"] = __VERSION__;
+  return info;
+}
+
+}  // namespace
+}  // namespace dbf
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "dbnet_fast native kernels (use dbnet_fast.ops, not this module)";
+  m.def("binarize_forward", &dbf::binarize_forward, py::arg("prob"), py::arg("thresh"), py::arg("k"));
+  m.def("binarize_backward", &dbf::binarize_backward, py::arg("grad"), py::arg("out"), py::arg("k"));
+  m.def("build_info", &dbf::build_info);
+}

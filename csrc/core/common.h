@@ -1,0 +1,58 @@
+// Shared, torch-free building blocks for code that runs on the host and on CUDA devices.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+// Always inlined: the CPU loops are compiled once per instruction set
+// (target_clones in csrc/cpu), which only reaches code inlined into them.
+#if defined(__GNUC__) || defined(__clang__)
+#define DBF_FORCE_INLINE inline __attribute__((always_inline))
+#else
+#define DBF_FORCE_INLINE inline
+#endif
+
+#ifdef __CUDACC__
+#define DBF_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define DBF_HOST_DEVICE DBF_FORCE_INLINE
+#endif
+
+namespace dbf {
+
+// The arithmetic type of an element type: double stays double, every other
+// floating type (float, half, bfloat16) computes in float.
+template <class T> struct AccType { using type = float; };
+template <> struct AccType<double> { using type = double; };
+template <class T> using acc_t = typename AccType<T>::type;
+
+DBF_HOST_DEVICE float bits_to_float(uint32_t bits) {
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+#endif
+}
+
+DBF_HOST_DEVICE uint32_t float_to_bits(float f) {
+#ifdef __CUDA_ARCH__
+  return __float_as_uint(f);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof f);
+  return bits;
+#endif
+}
+
+DBF_HOST_DEVICE float fused_mul_add(float a, float b, float c) {
+#ifdef __CUDA_ARCH__
+  return fmaf(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
+}  // namespace dbf

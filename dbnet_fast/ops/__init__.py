@@ -1,0 +1,10 @@
+"""Fast DBNet ops: native CPU and CUDA kernels registered as torch custom ops.
+
+- :func:`db_binarize`: the differentiable binarization, forward and backward fused.
+- :func:`build_info`: how the native extension was built.
+"""
+
+from dbnet_fast.ops._native import build_info
+from dbnet_fast.ops.binarize import db_binarize
+
+__all__ = ["build_info", "db_binarize"]
