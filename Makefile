@@ -1,0 +1,63 @@
+# Set-up and everyday commands. Every target creates what it needs: a fresh
+# machine goes from nothing to results with `make demo` or `make test`.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The development torch: a CUDA 13 build that also runs on the CPU.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+
+# CUDA kernels are compiled whenever torch and a toolkit allow (setup.py);
+# for the local GPU's architecture, or a single one on a machine without GPU
+# (they cannot run there; building one keeps the build short).
+GPU_ARCH := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1)
+TORCH_CUDA_ARCH_LIST ?= $(if $(GPU_ARCH),$(GPU_ARCH),8.0)
+export TORCH_CUDA_ARCH_LIST
+
+NATIVE_SOURCES := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu') setup.py
+ENV_STAMP := $(VENV)/.dbnet_fast-env
+BUILD_STAMP := $(VENV)/.dbnet_fast-build
+
+.PHONY: all env build test demo bench cpp-test cpp-sanitize clean
+
+all: build
+
+$(ENV_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel ninja
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	touch $@
+
+env: $(ENV_STAMP)
+
+# The package in editable mode with its test extras, built against the venv's torch.
+$(BUILD_STAMP): $(ENV_STAMP) $(NATIVE_SOURCES) pyproject.toml
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	touch $@
+
+build: $(BUILD_STAMP)
+
+test: build
+	$(PY) -m pytest tests
+	$(PY) -m pytest benchmarks --benchmark-disable -q
+
+# The main job. Until training lands: the quick benchmark of every op.
+demo: build
+	$(PY) -m dbnet_fast.cli bench --quick
+
+bench: build
+	$(PY) -m dbnet_fast.cli bench
+
+# Native tests of csrc/core (ctest) and the nvcc compile check of csrc/cuda.
+cpp-test: env
+	cmake -S . -B build/native -DPython_EXECUTABLE=$(abspath $(PY))
+	cmake --build build/native -j 2
+	ctest --test-dir build/native --output-on-failure
+
+cpp-sanitize:
+	cmake -S . -B build/native-asan -DDBF_SANITIZE=ON -DDBF_CUDA_CHECK=OFF
+	cmake --build build/native-asan -j 2
+	ctest --test-dir build/native-asan --output-on-failure
+
+clean:
+	rm -rf build dist *.egg-info dbnet_fast/_C*.so bench-results $(BUILD_STAMP)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One call on the lent GPU machine (DESIGN.md section 6): install the carried
+# wheels, build in place for this GPU, run the tests (CUDA cases included) and
+# the GPU benchmarks; logs and a summary go to $OUT.
+#
+#   device run: bash scripts/gpu_check.sh     (carry .whl if it holds wheels)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-check-out}
+mkdir -p "$OUT"
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1)}
+export DBNET_FAST_WITH_CUDA=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} PIP_BREAK_SYSTEM_PACKAGES=1
+export PYTHONUNBUFFERED=1
+
+if ! python3 -m pip install --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1; then
+  tail -n 60 "$OUT/build.log"
+  exit 1
+fi
+python3 -m dbnet_fast.cli info > "$OUT/info.txt" 2>&1
+
+python3 -m pytest tests -q -rs > "$OUT/tests.log" 2>&1
+tests_rc=$?
+python3 benchmarks/report.py --device cuda --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1
+bench_rc=$?
+
+{
+  echo "# GPU check $(date -u +%FT%TZ)"
+  nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
+  cat "$OUT/info.txt"
+  echo
+  echo "## tests (exit $tests_rc)"
+  grep -E "passed|failed|error" "$OUT/tests.log" | tail -n 20
+  echo
+  echo "## benchmarks (exit $bench_rc)"
+  sed -n '/^| group/,$p' "$OUT/bench.log"
+} > "$OUT/summary.md"
+cat "$OUT/summary.md"
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
