@@ -57,19 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_info)
 
+    # bench hands its options (--quick, --rounds, --device, -k, --json, --help)
+    # to benchmarks/report.py, which owns them.
     bench = commands.add_parser(
         "bench",
-        help="run the op benchmarks against the reference implementations and print ratios",
-        description="Runs benchmarks/report.py; its options (--quick, --device, --json, -k) "
-        "pass through.",
+        add_help=False,
+        help="run the op benchmarks against the reference implementations and print ratios "
+        "(options: see `dbnet-fast bench --help`)",
     )
-    bench.add_argument("report_args", nargs=argparse.REMAINDER, help="options of report.py")
     bench.set_defaults(run=_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.report_args = extra
     return args.run(args)
 
 
