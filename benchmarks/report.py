@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+STABLE_HEAP = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
 
 
 def run_suites(args) -> dict:
@@ -25,7 +26,12 @@ def run_suites(args) -> dict:
         selectors = [s for s in (args.k, args.device) if s]
         if selectors:
             command += ["-k", " and ".join(f"({s})" for s in selectors)]
-        env = dict(os.environ, DBF_BENCH_ROUNDS=str(args.rounds or (5 if args.quick else 15)))
+        env = dict(os.environ, DBF_BENCH_ROUNDS=str(args.rounds or (5 if args.quick else 30)))
+        # glibc otherwise hands large freed blocks back to the kernel and then
+        # page-faults them in again on the next allocation, which adds a
+        # millisecond of noise per call that depends on heap history, not on the
+        # code measured. Keeping them (up to 32 MiB blocks) applies to every variant.
+        env.setdefault("GLIBC_TUNABLES", STABLE_HEAP)
         code = subprocess.call(command, env=env, cwd=HERE)
         if code != 0 or not raw.exists():
             sys.exit(f"report.py: the benchmark run failed (pytest exit code {code})")
@@ -62,7 +68,7 @@ def print_table(summary: list[dict]) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 rounds per benchmark")
+    parser.add_argument("--quick", action="store_true", help="5 rounds per benchmark (default 30)")
     parser.add_argument("--rounds", type=int, help="timed rounds per benchmark")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="only this device")
     parser.add_argument("-k", help="pytest -k expression selecting benchmarks")
