@@ -57,6 +57,59 @@ std::tuple<at::Tensor, at::Tensor> binarize_backward(const at::Tensor& grad, con
                   });
 }
 
+LossConfig loss_config(double k, double bce_weight, double dice_weight, double l1_weight,
+                       double ohem_ratio, double eps) {
+  return {k, bce_weight, dice_weight, l1_weight, ohem_ratio, eps};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward(
+    const at::Tensor& prob_logits, const at::Tensor& thresh_logits, const at::Tensor& shrink_map,
+    const at::Tensor& shrink_mask, const at::Tensor& thresh_map, const at::Tensor& thresh_mask,
+    double k, double bce_weight, double dice_weight, double l1_weight, double ohem_ratio,
+    double eps) {
+  const LossConfig config = loss_config(k, bce_weight, dice_weight, l1_weight, ohem_ratio, eps);
+  return dispatch("db_loss", prob_logits,
+                  [&] {
+                    return loss_forward_cpu(prob_logits, thresh_logits, shrink_map, shrink_mask,
+                                            thresh_map, thresh_mask, config);
+                  },
+                  [&] {
+#ifdef DBF_WITH_CUDA
+                    return loss_forward_cuda(prob_logits, thresh_logits, shrink_map, shrink_mask,
+                                             thresh_map, thresh_mask, config);
+#else
+                    return std::tuple<at::Tensor, at::Tensor, at::Tensor>();
+#endif
+                  });
+}
+
+std::tuple<at::Tensor, at::Tensor> loss_backward(
+    const at::Tensor& grad_terms, const at::Tensor& prob_logits, const at::Tensor& thresh_logits,
+    const at::Tensor& shrink_map, const at::Tensor& shrink_mask, const at::Tensor& thresh_map,
+    const at::Tensor& thresh_mask, const at::Tensor& keys, const at::Tensor& stats, double k,
+    double bce_weight, double dice_weight, double l1_weight, double ohem_ratio, double eps) {
+  const LossConfig config = loss_config(k, bce_weight, dice_weight, l1_weight, ohem_ratio, eps);
+  for (const at::Tensor* t : {&grad_terms, &keys, &stats}) {
+    TORCH_CHECK(t->device() == prob_logits.device(),
+                "db_loss_backward: grad_terms, keys and stats must be on the device of the logits");
+  }
+  return dispatch("db_loss_backward", prob_logits,
+                  [&] {
+                    return loss_backward_cpu(grad_terms, prob_logits, thresh_logits, shrink_map,
+                                             shrink_mask, thresh_map, thresh_mask, keys, stats,
+                                             config);
+                  },
+                  [&] {
+#ifdef DBF_WITH_CUDA
+                    return loss_backward_cuda(grad_terms, prob_logits, thresh_logits, shrink_map,
+                                              shrink_mask, thresh_map, thresh_mask, keys, stats,
+                                              config);
+#else
+                    return std::tuple<at::Tensor, at::Tensor>();
+#endif
+                  });
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = DBF_VERSION;
@@ -79,5 +132,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "dbnet_fast native kernels (use dbnet_fast.ops, not this module)";
   m.def("binarize_forward", &dbf::binarize_forward, py::arg("prob"), py::arg("thresh"), py::arg("k"));
   m.def("binarize_backward", &dbf::binarize_backward, py::arg("grad"), py::arg("out"), py::arg("k"));
+  m.def("loss_forward", &dbf::loss_forward);
+  m.def("loss_backward", &dbf::loss_backward);
+  m.def("loss_stats_size", [] { return int(dbf::kNumStats); });
   m.def("build_info", &dbf::build_info);
 }

@@ -5,6 +5,8 @@
 
 #include <tuple>
 
+#include "core/loss.h"
+
 namespace dbf {
 
 // B = sigmoid(k (prob - thresh)); inputs of one shape, dtype and device.
@@ -13,14 +15,41 @@ at::Tensor binarize_forward_cpu(const at::Tensor& prob, const at::Tensor& thresh
 std::tuple<at::Tensor, at::Tensor> binarize_backward_cpu(const at::Tensor& grad,
                                                          const at::Tensor& out, double k);
 
+// The fused DB loss. Returns (terms, keys, stats): terms = float32 [total, bce,
+// dice, l1]; keys and stats (LossStat, float64) are what the backward needs.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cpu(
+    const at::Tensor& prob_logits, const at::Tensor& thresh_logits, const at::Tensor& shrink_map,
+    const at::Tensor& shrink_mask, const at::Tensor& thresh_map, const at::Tensor& thresh_mask,
+    const LossConfig& options);
+// (d/dprob_logits, d/dthresh_logits) given the upstream gradients of the terms.
+std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(
+    const at::Tensor& grad_terms, const at::Tensor& prob_logits, const at::Tensor& thresh_logits,
+    const at::Tensor& shrink_map, const at::Tensor& shrink_mask, const at::Tensor& thresh_map,
+    const at::Tensor& thresh_mask, const at::Tensor& keys, const at::Tensor& stats,
+    const LossConfig& options);
+
 #ifdef DBF_WITH_CUDA
 at::Tensor binarize_forward_cuda(const at::Tensor& prob, const at::Tensor& thresh, double k);
 std::tuple<at::Tensor, at::Tensor> binarize_backward_cuda(const at::Tensor& grad,
                                                           const at::Tensor& out, double k);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cuda(
+    const at::Tensor& prob_logits, const at::Tensor& thresh_logits, const at::Tensor& shrink_map,
+    const at::Tensor& shrink_mask, const at::Tensor& thresh_map, const at::Tensor& thresh_mask,
+    const LossConfig& options);
+std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(
+    const at::Tensor& grad_terms, const at::Tensor& prob_logits, const at::Tensor& thresh_logits,
+    const at::Tensor& shrink_map, const at::Tensor& shrink_mask, const at::Tensor& thresh_map,
+    const at::Tensor& thresh_mask, const at::Tensor& keys, const at::Tensor& stats,
+    const LossConfig& options);
 #endif
 
 // Checks shared by both backends: the C++ side still guards what it indexes.
 void check_same_floating(const char* op, const at::Tensor& a, const char* a_name,
                          const at::Tensor& b, const char* b_name);
+// The six maps of the DB loss: logits of one floating dtype, targets of the
+// logits' compute dtype (float32, or float64 for float64 logits), one shape and device.
+void check_loss_inputs(const char* op, const at::Tensor& prob_logits, const at::Tensor& thresh_logits,
+                       const at::Tensor& shrink_map, const at::Tensor& shrink_mask,
+                       const at::Tensor& thresh_map, const at::Tensor& thresh_mask);
 
 }  // namespace dbf

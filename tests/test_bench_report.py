@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_report_prints_ratios_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    selection = "forward and not backward and cpu and (dbnet_fast or eager or copy)"
+    selection = "binarize and forward and not backward and cpu and (dbnet_fast or eager or copy)"
     result = subprocess.run(
         [sys.executable, "-m", "dbnet_fast.cli", "bench", "--rounds", "1", "-k", selection,
          "--json", str(out)],

@@ -2,7 +2,7 @@
 // by the CPU loops below and the CUDA kernels (csrc/cuda/binarize.cu).
 #pragma once
 
-#include "common.h"
+#include "elementary.h"
 
 namespace dbf {
 
@@ -14,40 +14,6 @@ template <class A> struct BinarizeGain {
     return {hi, static_cast<A>(k - static_cast<double>(hi))};
   }
 };
-
-// exp(a) for a = a_hi + a_lo <= 0 (a_lo a tiny correction), within about 1 ulp.
-// Written without branches or library calls so that loops over it vectorise,
-// and the same on host and device. NaN in, NaN out.
-DBF_HOST_DEVICE float exp_nonpositive(float a_hi, float a_lo) {
-  // exp(-104) < 2^-150 rounds to 0 in float; clamping keeps n in range.
-  a_hi = a_hi < -104.f ? -104.f : a_hi;
-  // Adding 1.5 * 2^23 rounds to an integer; its low bits then hold n.
-  const float round_magic = 12582912.f;
-  const float shifted = a_hi * 1.44269504088896341f + round_magic;
-  const float n = shifted - round_magic;  // round(a / ln 2), in [-150, 0]
-  // Cody-Waite reduction: n * ln2_hi is exact (ln2_hi has 9 significant bits).
-  const float r = (a_hi - n * 0.693359375f) + n * 2.12194440e-4f + a_lo;
-  // Taylor series of exp on |r| <= ln(2) / 2, degree 7: truncation < 1e-8 relative.
-  float poly = 1.f / 5040.f;
-  poly = poly * r + 1.f / 720.f;
-  poly = poly * r + 1.f / 120.f;
-  poly = poly * r + 1.f / 24.f;
-  poly = poly * r + 1.f / 6.f;
-  poly = poly * r + 0.5f;
-  poly = poly * r + 1.f;
-  poly = poly * r + 1.f;
-  // 2^n as 2^(n + 64) * 2^-64: the first factor stays normal, the product
-  // rounds once into the subnormal range.
-  const uint32_t biased = float_to_bits(shifted) - float_to_bits(round_magic) + 64u + 127u;
-  return poly * bits_to_float(biased << 23) * 5.42101086242752217e-20f;
-}
-
-// Stable logistic from s = exp(-|z|): sigmoid(z) = 1/(1+s) for z >= 0, s/(1+s) otherwise.
-template <class A> DBF_HOST_DEVICE A sigmoid_from_exp(A z, A s) {
-  const A positive = A(1) / (A(1) + s);
-  const A negative = s * positive;
-  return z >= A(0) ? positive : negative;
-}
 
 // B for float math. z = k (p - t) is carried as z + z_err with both the
 // subtraction (TwoSum) and the product (fma) error-free, so B is exact to a few

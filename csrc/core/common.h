@@ -13,6 +13,9 @@
 #define DBF_FORCE_INLINE inline
 #endif
 
+// Pointers that do not alias: spares the vectoriser run-time overlap checks.
+#define DBF_RESTRICT __restrict__
+
 #ifdef __CUDACC__
 #define DBF_HOST_DEVICE __host__ __device__ __forceinline__
 #else
@@ -43,6 +46,26 @@ DBF_HOST_DEVICE uint32_t float_to_bits(float f) {
 #else
   uint32_t bits;
   std::memcpy(&bits, &f, sizeof f);
+  return bits;
+#endif
+}
+
+DBF_HOST_DEVICE double bits_to_double(uint64_t bits) {
+#ifdef __CUDA_ARCH__
+  return __longlong_as_double(static_cast<long long>(bits));
+#else
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+#endif
+}
+
+DBF_HOST_DEVICE uint64_t double_to_bits(double d) {
+#ifdef __CUDA_ARCH__
+  return static_cast<uint64_t>(__double_as_longlong(d));
+#else
+  uint64_t bits;
+  std::memcpy(&bits, &d, sizeof d);
   return bits;
 #endif
 }

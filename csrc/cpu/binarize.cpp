@@ -5,16 +5,8 @@
 #include <ATen/ops/empty.h>
 
 #include "../core/binarize.h"
+#include "clones.h"
 #include "../entry_points.h"
-
-// The float loops are compute-bound in cache: also build them for AVX2 + FMA
-// and AVX-512 and let the loader pick the variant for the running CPU.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define DBF_CPU_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DBF_CPU_CLONES
-#endif
 
 namespace dbf {
 namespace {
