@@ -76,17 +76,24 @@ __global__ void pixels_kernel(const T* __restrict__ xp, const T* __restrict__ xt
   __shared__ unsigned int local[kRadixBins];
   zero_histogram(local);
   double sums[kNumSums] = {};
+  unsigned int bin_zero = 0;  // every pixel that is no negative: counted apart, not contended
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const A target = gt[i], mask = m[i];
     const LossPoint<A> q = loss_point(A(xp[i]), A(xt[i]), target, k);
     const Key key = is_negative(target, mask) ? loss_key(q.bce) : Key(0);
     keys[i] = key;
-    atomicAdd(&local[radix_digit(key, 0)], 1u);
+    const int digit = radix_digit(key, 0);
+    if (digit == 0) {
+      ++bin_zero;
+    } else {
+      atomicAdd(&local[digit], 1u);
+    }
     A c[kNumSums];
     pixel_sums(q, target, mask, tm[i], tmask[i], c);
     for (int s = 0; s < kNumSums; ++s) sums[s] += double(c[s]);
   }
+  if (bin_zero != 0) atomicAdd(&local[0], bin_zero);
   block_sum(sums);
   if (threadIdx.x == 0) {
     for (int s = 0; s < kNumSums; ++s) partials[blockIdx.x * kNumSums + s] = sums[s];
