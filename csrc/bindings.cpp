@@ -89,10 +89,6 @@ std::tuple<at::Tensor, at::Tensor> loss_backward(
     const at::Tensor& thresh_mask, const at::Tensor& keys, const at::Tensor& stats, double k,
     double bce_weight, double dice_weight, double l1_weight, double ohem_ratio, double eps) {
   const LossConfig config = loss_config(k, bce_weight, dice_weight, l1_weight, ohem_ratio, eps);
-  for (const at::Tensor* t : {&grad_terms, &keys, &stats}) {
-    TORCH_CHECK(t->device() == prob_logits.device(),
-                "db_loss_backward: grad_terms, keys and stats must be on the device of the logits");
-  }
   return dispatch("db_loss_backward", prob_logits,
                   [&] {
                     return loss_backward_cpu(grad_terms, prob_logits, thresh_logits, shrink_map,

@@ -46,10 +46,18 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(
 // Checks shared by both backends: the C++ side still guards what it indexes.
 void check_same_floating(const char* op, const at::Tensor& a, const char* a_name,
                          const at::Tensor& b, const char* b_name);
-// The six maps of the DB loss: logits of one floating dtype, targets of the
-// logits' compute dtype (float32, or float64 for float64 logits), one shape and device.
-void check_loss_inputs(const char* op, const at::Tensor& prob_logits, const at::Tensor& thresh_logits,
-                       const at::Tensor& shrink_map, const at::Tensor& shrink_mask,
-                       const at::Tensor& thresh_map, const at::Tensor& thresh_mask);
+// The six maps of the DB loss, checked and made contiguous: logits of one
+// floating dtype, labels of the logits' compute dtype (float32, or float64 for
+// float64 logits), all of one shape and device.
+struct LossMaps {
+  at::Tensor prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map, thresh_mask;
+  LossMaps(const char* op, const at::Tensor& prob_logits, const at::Tensor& thresh_logits,
+           const at::Tensor& shrink_map, const at::Tensor& shrink_mask,
+           const at::Tensor& thresh_map, const at::Tensor& thresh_mask);
+};
+
+// What the backward gets besides the maps must come from db_loss on these maps.
+void check_loss_saved(const LossMaps& maps, const at::Tensor& grad_terms, const at::Tensor& keys,
+                      const at::Tensor& stats);
 
 }  // namespace dbf

@@ -18,23 +18,41 @@ void check_same_floating(const char* op, const at::Tensor& a, const char* a_name
               " must have the same shape, got ", a.sizes(), " and ", b.sizes());
 }
 
-void check_loss_inputs(const char* op, const at::Tensor& prob_logits, const at::Tensor& thresh_logits,
-                       const at::Tensor& shrink_map, const at::Tensor& shrink_mask,
-                       const at::Tensor& thresh_map, const at::Tensor& thresh_mask) {
-  check_same_floating(op, prob_logits, "prob_logits", thresh_logits, "thresh_logits");
-  const auto target_type =
-      prob_logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const std::pair<const at::Tensor*, const char*> targets[] = {
-      {&shrink_map, "shrink_map"}, {&shrink_mask, "shrink_mask"},
-      {&thresh_map, "thresh_map"}, {&thresh_mask, "thresh_mask"}};
-  for (const auto& [tensor, name] : targets) {
-    TORCH_CHECK(tensor->scalar_type() == target_type, op, ": ", name, " must be ", target_type,
-                " for ", prob_logits.scalar_type(), " logits, got ", tensor->scalar_type());
-    TORCH_CHECK(tensor->device() == prob_logits.device(), op, ": ", name,
+LossMaps::LossMaps(const char* op, const at::Tensor& prob, const at::Tensor& thresh,
+                   const at::Tensor& gt, const at::Tensor& mask, const at::Tensor& tmap,
+                   const at::Tensor& tmask) {
+  check_same_floating(op, prob, "prob_logits", thresh, "thresh_logits");
+  const auto label_type = prob.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const std::pair<const at::Tensor*, const char*> labels[] = {
+      {&gt, "shrink_map"}, {&mask, "shrink_mask"}, {&tmap, "thresh_map"}, {&tmask, "thresh_mask"}};
+  for (const auto& [tensor, name] : labels) {
+    TORCH_CHECK(tensor->scalar_type() == label_type, op, ": ", name, " must be ", label_type,
+                " for ", prob.scalar_type(), " logits, got ", tensor->scalar_type());
+    TORCH_CHECK(tensor->device() == prob.device(), op, ": ", name,
                 " must be on the device of prob_logits");
-    TORCH_CHECK(tensor->sizes() == prob_logits.sizes(), op, ": ", name,
+    TORCH_CHECK(tensor->sizes() == prob.sizes(), op, ": ", name,
                 " must have the shape of prob_logits, got ", tensor->sizes(), " and ",
-                prob_logits.sizes());
+                prob.sizes());
+  }
+  prob_logits = prob.contiguous();
+  thresh_logits = thresh.contiguous();
+  shrink_map = gt.contiguous();
+  shrink_mask = mask.contiguous();
+  thresh_map = tmap.contiguous();
+  thresh_mask = tmask.contiguous();
+}
+
+void check_loss_saved(const LossMaps& maps, const at::Tensor& grad_terms, const at::Tensor& keys,
+                      const at::Tensor& stats) {
+  const at::Tensor& prob = maps.prob_logits;
+  const auto key_type = prob.scalar_type() == at::kDouble ? at::kLong : at::kInt;
+  TORCH_CHECK(grad_terms.numel() == 4 && stats.numel() == kNumStats &&
+                  stats.scalar_type() == at::kDouble && keys.sizes() == prob.sizes() &&
+                  keys.scalar_type() == key_type,
+              "db_loss_backward: grad_terms, keys or stats do not come from db_loss");
+  for (const at::Tensor* t : {&grad_terms, &keys, &stats}) {
+    TORCH_CHECK(t->device() == prob.device(),
+                "db_loss_backward: grad_terms, keys and stats must be on the device of the logits");
   }
 }
 

@@ -107,37 +107,28 @@ RadixState<Key> select_kth_largest(const Key* keys, int64_t n, int64_t k,
   return state;
 }
 
-struct LossInputs {
-  at::Tensor xp, xt, gt, m, tm, tmask;
-  LossInputs(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, const at::Tensor& d,
-             const at::Tensor& e, const at::Tensor& f)
-      : xp(a.contiguous()), xt(b.contiguous()), gt(c.contiguous()), m(d.contiguous()),
-        tm(e.contiguous()), tmask(f.contiguous()) {}
-};
-
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cpu(
     const at::Tensor& prob_logits, const at::Tensor& thresh_logits, const at::Tensor& shrink_map,
     const at::Tensor& shrink_mask, const at::Tensor& thresh_map, const at::Tensor& thresh_mask,
     const LossConfig& config) {
-  check_loss_inputs("db_loss", prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map,
-                    thresh_mask);
   TORCH_CHECK(prob_logits.is_cpu(), "db_loss: expected CPU tensors");
-  const LossInputs in(prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map, thresh_mask);
-  const int64_t n = in.xp.numel();
-  const bool wide = in.xp.scalar_type() == at::kDouble;
-  at::Tensor keys = at::empty(in.xp.sizes(), in.xp.options().dtype(wide ? at::kLong : at::kInt));
-  at::Tensor stats = at::zeros({kNumStats}, in.xp.options().dtype(at::kDouble));
+  const LossMaps in("db_loss", prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map,
+                    thresh_mask);
+  const int64_t n = in.prob_logits.numel();
+  const bool wide = in.prob_logits.scalar_type() == at::kDouble;
+  at::Tensor keys = at::empty(in.prob_logits.sizes(), in.prob_logits.options().dtype(wide ? at::kLong : at::kInt));
+  at::Tensor stats = at::zeros({kNumStats}, in.prob_logits.options().dtype(at::kDouble));
   double* st = stats.mutable_data_ptr<double>();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.xp.scalar_type(), "db_loss_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.prob_logits.scalar_type(), "db_loss_cpu", [&] {
     using A = acc_t<scalar_t>;
     using Key = key_t<A>;
     const auto gain = BinarizeGain<A>::from(config.k);
-    const scalar_t* xp = in.xp.const_data_ptr<scalar_t>();
-    const scalar_t* xt = in.xt.const_data_ptr<scalar_t>();
-    const A *gt = in.gt.const_data_ptr<A>(), *m = in.m.const_data_ptr<A>();
-    const A *tm = in.tm.const_data_ptr<A>(), *tmask = in.tmask.const_data_ptr<A>();
+    const scalar_t* xp = in.prob_logits.const_data_ptr<scalar_t>();
+    const scalar_t* xt = in.thresh_logits.const_data_ptr<scalar_t>();
+    const A *gt = in.shrink_map.const_data_ptr<A>(), *m = in.shrink_mask.const_data_ptr<A>();
+    const A *tm = in.thresh_map.const_data_ptr<A>(), *tmask = in.thresh_mask.const_data_ptr<A>();
     Key* kp = reinterpret_cast<Key*>(keys.mutable_data_ptr());
     const int64_t count = chunk_count(n);
     std::vector<double> sums(count * kNumSums, 0.0);
@@ -166,32 +157,28 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(
     const at::Tensor& shrink_map, const at::Tensor& shrink_mask, const at::Tensor& thresh_map,
     const at::Tensor& thresh_mask, const at::Tensor& keys, const at::Tensor& stats,
     const LossConfig& config) {
-  check_loss_inputs("db_loss_backward", prob_logits, thresh_logits, shrink_map, shrink_mask,
-                    thresh_map, thresh_mask);
   TORCH_CHECK(prob_logits.is_cpu(), "db_loss_backward: expected CPU tensors");
-  TORCH_CHECK(grad_terms.numel() == 4 && stats.numel() == kNumStats &&
-                  keys.sizes() == prob_logits.sizes() &&
-                  keys.scalar_type() == (prob_logits.scalar_type() == at::kDouble ? at::kLong : at::kInt),
-              "db_loss_backward: grad_terms, keys or stats do not come from db_loss");
-  const LossInputs in(prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map, thresh_mask);
+  const LossMaps in("db_loss_backward", prob_logits, thresh_logits, shrink_map, shrink_mask,
+                    thresh_map, thresh_mask);
+  check_loss_saved(in, grad_terms, keys, stats);
   const at::Tensor g = grad_terms.to(at::kDouble).contiguous(), st = stats.to(at::kDouble).contiguous();
   const at::Tensor key_buffer = keys.contiguous();
-  at::Tensor grad_xp = at::empty(in.xp.sizes(), in.xp.options());
-  at::Tensor grad_xt = at::empty(in.xp.sizes(), in.xp.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.xp.scalar_type(), "db_loss_backward_cpu", [&] {
+  at::Tensor grad_xp = at::empty(in.prob_logits.sizes(), in.prob_logits.options());
+  at::Tensor grad_xt = at::empty(in.prob_logits.sizes(), in.prob_logits.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.prob_logits.scalar_type(), "db_loss_backward_cpu", [&] {
     using A = acc_t<scalar_t>;
     using Key = key_t<A>;
     const auto gain = BinarizeGain<A>::from(config.k);
     const auto factors = loss_grad_factors<A>(st.const_data_ptr<double>(), g.const_data_ptr<double>(), config);
     const Key threshold = threshold_key<A>(st.const_data_ptr<double>());
-    const scalar_t* xp = in.xp.const_data_ptr<scalar_t>();
-    const scalar_t* xt = in.xt.const_data_ptr<scalar_t>();
-    const A *gt = in.gt.const_data_ptr<A>(), *m = in.m.const_data_ptr<A>();
-    const A *tm = in.tm.const_data_ptr<A>(), *tmask = in.tmask.const_data_ptr<A>();
+    const scalar_t* xp = in.prob_logits.const_data_ptr<scalar_t>();
+    const scalar_t* xt = in.thresh_logits.const_data_ptr<scalar_t>();
+    const A *gt = in.shrink_map.const_data_ptr<A>(), *m = in.shrink_mask.const_data_ptr<A>();
+    const A *tm = in.thresh_map.const_data_ptr<A>(), *tmask = in.thresh_mask.const_data_ptr<A>();
     const Key* kp = reinterpret_cast<const Key*>(key_buffer.const_data_ptr());
     scalar_t* gxp = grad_xp.mutable_data_ptr<scalar_t>();
     scalar_t* gxt = grad_xt.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, in.xp.numel(), kChunk, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, in.prob_logits.numel(), kChunk, [&](int64_t b, int64_t e) {
       backward_chunk(xp + b, xt + b, gt + b, m + b, tm + b, tmask + b, kp + b, e - b, threshold,
                      factors, gain, gxp + b, gxt + b);
     });

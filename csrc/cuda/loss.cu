@@ -187,34 +187,25 @@ __global__ void backward_kernel(const T* __restrict__ xp, const T* __restrict__ 
   }
 }
 
-struct LossInputs {
-  at::Tensor xp, xt, gt, m, tm, tmask;
-  LossInputs(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, const at::Tensor& d,
-             const at::Tensor& e, const at::Tensor& f)
-      : xp(a.contiguous()), xt(b.contiguous()), gt(c.contiguous()), m(d.contiguous()),
-        tm(e.contiguous()), tmask(f.contiguous()) {}
-};
-
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cuda(
     const at::Tensor& prob_logits, const at::Tensor& thresh_logits, const at::Tensor& shrink_map,
     const at::Tensor& shrink_mask, const at::Tensor& thresh_map, const at::Tensor& thresh_mask,
     const LossConfig& config) {
-  check_loss_inputs("db_loss", prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map,
-                    thresh_mask);
   TORCH_CHECK(prob_logits.is_cuda(), "db_loss: expected CUDA tensors");
   const c10::cuda::CUDAGuard guard(prob_logits.device());
-  const LossInputs in(prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map, thresh_mask);
-  const int64_t n = in.xp.numel();
-  const bool wide = in.xp.scalar_type() == at::kDouble;
-  const auto options = in.xp.options();
-  at::Tensor keys = at::empty(in.xp.sizes(), options.dtype(wide ? at::kLong : at::kInt));
+  const LossMaps in("db_loss", prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map,
+                    thresh_mask);
+  const int64_t n = in.prob_logits.numel();
+  const bool wide = in.prob_logits.scalar_type() == at::kDouble;
+  const auto options = in.prob_logits.options();
+  at::Tensor keys = at::empty(in.prob_logits.sizes(), options.dtype(wide ? at::kLong : at::kInt));
   at::Tensor stats = at::zeros({kNumStats}, options.dtype(at::kDouble));
   at::Tensor terms = at::empty({4}, options.dtype(wide ? at::kDouble : at::kFloat));
   const int blocks = block_count(n);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.xp.scalar_type(), "db_loss_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.prob_logits.scalar_type(), "db_loss_cuda", [&] {
     using A = acc_t<scalar_t>;
     using Key = key_t<A>;
     constexpr int passes = radix_passes<Key>();
@@ -229,9 +220,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cuda(
     Key* kp = reinterpret_cast<Key*>(keys.mutable_data_ptr());
 
     pixels_kernel<scalar_t, A, Key><<<blocks, kThreads, 0, stream>>>(
-        in.xp.const_data_ptr<scalar_t>(), in.xt.const_data_ptr<scalar_t>(),
-        in.gt.const_data_ptr<A>(), in.m.const_data_ptr<A>(), in.tm.const_data_ptr<A>(),
-        in.tmask.const_data_ptr<A>(), kp, n, BinarizeGain<A>::from(config.k), part, hist);
+        in.prob_logits.const_data_ptr<scalar_t>(), in.thresh_logits.const_data_ptr<scalar_t>(),
+        in.shrink_map.const_data_ptr<A>(), in.shrink_mask.const_data_ptr<A>(), in.thresh_map.const_data_ptr<A>(),
+        in.thresh_mask.const_data_ptr<A>(), kp, n, BinarizeGain<A>::from(config.k), part, hist);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     select_start_kernel<Key><<<1, kThreads, 0, stream>>>(part, blocks, hist, config.ohem_ratio,
                                                          stp, st);
@@ -255,32 +246,28 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(
     const at::Tensor& shrink_map, const at::Tensor& shrink_mask, const at::Tensor& thresh_map,
     const at::Tensor& thresh_mask, const at::Tensor& keys, const at::Tensor& stats,
     const LossConfig& config) {
-  check_loss_inputs("db_loss_backward", prob_logits, thresh_logits, shrink_map, shrink_mask,
-                    thresh_map, thresh_mask);
   TORCH_CHECK(prob_logits.is_cuda(), "db_loss_backward: expected CUDA tensors");
-  TORCH_CHECK(grad_terms.numel() == 4 && stats.numel() == kNumStats &&
-                  keys.sizes() == prob_logits.sizes() &&
-                  keys.scalar_type() == (prob_logits.scalar_type() == at::kDouble ? at::kLong : at::kInt),
-              "db_loss_backward: grad_terms, keys or stats do not come from db_loss");
   const c10::cuda::CUDAGuard guard(prob_logits.device());
-  const LossInputs in(prob_logits, thresh_logits, shrink_map, shrink_mask, thresh_map, thresh_mask);
+  const LossMaps in("db_loss_backward", prob_logits, thresh_logits, shrink_map, shrink_mask,
+                    thresh_map, thresh_mask);
+  check_loss_saved(in, grad_terms, keys, stats);
   const at::Tensor g = grad_terms.to(at::kDouble).contiguous();
   const at::Tensor st = stats.to(at::kDouble).contiguous();
   const at::Tensor key_buffer = keys.contiguous();
-  at::Tensor grad_xp = at::empty(in.xp.sizes(), in.xp.options());
-  at::Tensor grad_xt = at::empty(in.xp.sizes(), in.xp.options());
-  const int64_t n = in.xp.numel();
+  at::Tensor grad_xp = at::empty(in.prob_logits.sizes(), in.prob_logits.options());
+  at::Tensor grad_xt = at::empty(in.prob_logits.sizes(), in.prob_logits.options());
+  const int64_t n = in.prob_logits.numel();
   if (n == 0) return {grad_xp, grad_xt};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t wanted = (n + kThreads - 1) / kThreads;
   const int blocks = int(std::min<int64_t>(wanted, 65535));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.xp.scalar_type(), "db_loss_backward_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.prob_logits.scalar_type(), "db_loss_backward_cuda", [&] {
     using A = acc_t<scalar_t>;
     using Key = key_t<A>;
     backward_kernel<scalar_t, A, Key><<<blocks, kThreads, 0, stream>>>(
-        in.xp.const_data_ptr<scalar_t>(), in.xt.const_data_ptr<scalar_t>(),
-        in.gt.const_data_ptr<A>(), in.m.const_data_ptr<A>(), in.tm.const_data_ptr<A>(),
-        in.tmask.const_data_ptr<A>(), reinterpret_cast<const Key*>(key_buffer.const_data_ptr()), n,
+        in.prob_logits.const_data_ptr<scalar_t>(), in.thresh_logits.const_data_ptr<scalar_t>(),
+        in.shrink_map.const_data_ptr<A>(), in.shrink_mask.const_data_ptr<A>(), in.thresh_map.const_data_ptr<A>(),
+        in.thresh_mask.const_data_ptr<A>(), reinterpret_cast<const Key*>(key_buffer.const_data_ptr()), n,
         st.const_data_ptr<double>(), g.const_data_ptr<double>(), config,
         BinarizeGain<A>::from(config.k), grad_xp.mutable_data_ptr<scalar_t>(),
         grad_xt.mutable_data_ptr<scalar_t>());

@@ -12,16 +12,11 @@ import math
 
 import numpy as np
 
+from dbnet_fast.reference._arrays import as_float64, sigmoid
+
 
 def _flat64(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=np.float64).reshape(-1)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return as_float64(x).reshape(-1)
 
 
 def db_loss_reference(
@@ -47,8 +42,8 @@ def db_loss_reference(
     xp, xt = _flat64(prob_logits), _flat64(thresh_logits)
     gt, m, tm, tmask = (_flat64(a) for a in (shrink_map, shrink_mask, thresh_map, thresh_mask))
 
-    p, t = _sigmoid(xp), _sigmoid(xt)
-    b = _sigmoid(k * (p - t))
+    p, t = sigmoid(xp), sigmoid(xt)
+    b = sigmoid(k * (p - t))
     loss = np.logaddexp(0.0, xp) - gt * xp  # BCE of sigmoid(xp) against gt
 
     positive = (gt > 0.5) & (m > 0.5)
