@@ -4,5 +4,11 @@ descriptions; slow on purpose (clear over fast)."""
 
 from dbnet_fast.reference.binarize import db_binarize_grad_reference, db_binarize_reference
 from dbnet_fast.reference.loss import db_loss_reference
+from dbnet_fast.reference.targets import db_targets_reference
 
-__all__ = ["db_binarize_grad_reference", "db_binarize_reference", "db_loss_reference"]
+__all__ = [
+    "db_binarize_grad_reference",
+    "db_binarize_reference",
+    "db_loss_reference",
+    "db_targets_reference",
+]
