@@ -106,6 +106,26 @@ std::tuple<at::Tensor, at::Tensor> loss_backward(
                   });
 }
 
+at::Tensor targets(const at::Tensor& points, const at::Tensor& polygon_offsets,
+                   const at::Tensor& image_offsets, const at::Tensor& ignore, int64_t height,
+                   int64_t width, double shrink_ratio, double thresh_min, double thresh_max,
+                   double min_text_size, bool exact) {
+  const TargetParams params{shrink_ratio, thresh_min, thresh_max, min_text_size, exact};
+  return dispatch("db_targets", points,
+                  [&] {
+                    return targets_cpu(points, polygon_offsets, image_offsets, ignore, height,
+                                       width, params);
+                  },
+                  [&] {
+#ifdef DBF_WITH_CUDA
+                    return targets_cuda(points, polygon_offsets, image_offsets, ignore, height,
+                                        width, params);
+#else
+                    return at::Tensor();
+#endif
+                  });
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = DBF_VERSION;
@@ -131,5 +151,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("loss_forward", &dbf::loss_forward);
   m.def("loss_backward", &dbf::loss_backward);
   m.def("loss_stats_size", [] { return int(dbf::kNumStats); });
+  m.def("targets", &dbf::targets);
   m.def("build_info", &dbf::build_info);
 }

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "core/loss.h"
+#include "core/targets.h"
 
 namespace dbf {
 
@@ -28,10 +29,20 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(
     const at::Tensor& thresh_mask, const at::Tensor& keys, const at::Tensor& stats,
     const LossConfig& options);
 
+// Label maps of a batch: points (N, 2) float32, polygon_offsets (P + 1) and
+// image_offsets (B + 1) int64, ignore (P) bool. Returns (4, B, H, W) float32:
+// shrink_map, shrink_mask, thresh_map, thresh_mask.
+at::Tensor targets_cpu(const at::Tensor& points, const at::Tensor& polygon_offsets,
+                       const at::Tensor& image_offsets, const at::Tensor& ignore, int64_t height,
+                       int64_t width, const TargetParams& params);
+
 #ifdef DBF_WITH_CUDA
 at::Tensor binarize_forward_cuda(const at::Tensor& prob, const at::Tensor& thresh, double k);
 std::tuple<at::Tensor, at::Tensor> binarize_backward_cuda(const at::Tensor& grad,
                                                           const at::Tensor& out, double k);
+at::Tensor targets_cuda(const at::Tensor& points, const at::Tensor& polygon_offsets,
+                        const at::Tensor& image_offsets, const at::Tensor& ignore, int64_t height,
+                        int64_t width, const TargetParams& params);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> loss_forward_cuda(
     const at::Tensor& prob_logits, const at::Tensor& thresh_logits, const at::Tensor& shrink_map,
     const at::Tensor& shrink_mask, const at::Tensor& thresh_map, const at::Tensor& thresh_mask,
@@ -55,6 +66,11 @@ struct LossMaps {
            const at::Tensor& shrink_map, const at::Tensor& shrink_mask,
            const at::Tensor& thresh_map, const at::Tensor& thresh_mask);
 };
+
+// The packed polygons of db_targets: dtypes, shapes, offsets in range and in order.
+void check_targets_inputs(const at::Tensor& points, const at::Tensor& polygon_offsets,
+                          const at::Tensor& image_offsets, const at::Tensor& ignore,
+                          int64_t height, int64_t width);
 
 // What the backward gets besides the maps must come from db_loss on these maps.
 void check_loss_saved(const LossMaps& maps, const at::Tensor& grad_terms, const at::Tensor& keys,

@@ -5,7 +5,7 @@
 #include <ATen/ops/empty.h>
 
 #include "../core/binarize.h"
-#include "clones.h"
+#include "../core/clones.h"
 #include "../entry_points.h"
 
 namespace dbf {

@@ -13,7 +13,7 @@
 
 #include "../core/loss.h"
 #include "../entry_points.h"
-#include "clones.h"
+#include "../core/clones.h"
 
 namespace dbf {
 namespace {
