@@ -35,14 +35,15 @@ def one_thread(fn):
 
 @pytest.mark.parametrize("variant", ["dbnet_fast", "reference"])
 @pytest.mark.parametrize("image", list(IMAGES))
-def bench_targets_one_image(benchmark, image, variant):
+@pytest.mark.parametrize("device", ["cpu"])  # named so that report.py --device selects it
+def bench_targets_one_image(benchmark, device, image, variant):
     polygons = IMAGES[image](np.random.default_rng(0), SIZE)
     if variant == "dbnet_fast":
         step, role = one_thread(lambda: db_targets(polygons, SIZE)), "ours"
     else:
         step, role = lambda: db_targets_reference(polygons, SIZE), "baseline"
     group = f"db_targets one image {image} cpu, one thread {SIZE}"
-    run(benchmark, step, device="cpu", op="db_targets", variant=variant, role=role, group=group)
+    run(benchmark, step, device=device, op="db_targets", variant=variant, role=role, group=group)
 
 
 BATCH_VARIANTS = [(d, "dbnet_fast") for d in devices()] + [("cpu", "reference")]
