@@ -18,7 +18,7 @@ NATIVE_SOURCES := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu'
 ENV_STAMP := $(VENV)/.dbnet_fast-env
 BUILD_STAMP := $(VENV)/.dbnet_fast-build
 
-.PHONY: all env build test demo bench cpp-test cpp-sanitize clean
+.PHONY: all env build test demo bench cpp-test cpp-sanitize fuzz clean
 
 all: build
 
@@ -58,6 +58,14 @@ cpp-sanitize:
 	cmake -S . -B build/native-asan -DDBF_SANITIZE=ON -DDBF_CUDA_CHECK=OFF
 	cmake --build build/native-asan -j 2
 	ctest --test-dir build/native-asan --output-on-failure
+
+# libFuzzer targets of the C++ core (needs clang: apt-get install clang libclang-rt-dev).
+FUZZ_SECONDS ?= 60
+fuzz:
+	cmake -S . -B build/fuzz -DDBF_FUZZ=ON -DDBF_CUDA_CHECK=OFF -DCMAKE_CXX_COMPILER=$(or $(shell command -v clang++ || command -v clang++-14),clang++)
+	cmake --build build/fuzz -j 2 --target fuzz_targets
+	mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_targets -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus
 
 clean:
 	rm -rf build dist *.egg-info dbnet_fast/_C*.so bench-results $(BUILD_STAMP)
