@@ -192,6 +192,9 @@ def test_target_builder_in_dataloader_workers():
 
     builder = DBTargetBuilder(distance="exact")
     assert pickle.loads(pickle.dumps(builder)) == builder
+    threads = torch.get_num_threads()
+    builder([np.array([(0, 0), (20, 0), (20, 20)])], (32, 32))
+    assert torch.get_num_threads() == threads  # the main process keeps its threads
 
     class Samples(torch.utils.data.Dataset):
         def __len__(self):
@@ -200,11 +203,14 @@ def test_target_builder_in_dataloader_workers():
         def __getitem__(self, index):
             rng = np.random.default_rng(index)
             polygons = icdar_like(rng, (96, 128), 6)
-            return builder(polygons, (96, 128))._asdict()
+            maps = builder(polygons, (96, 128))._asdict()
+            maps["threads"] = torch.get_num_threads()
+            return maps
 
     loader = torch.utils.data.DataLoader(Samples(), batch_size=2, num_workers=2)
     batches = list(loader)
     assert len(batches) == 2 and batches[0]["thresh_map"].shape == (2, 96, 128)
+    assert batches[0]["threads"].tolist() == [1, 1]
     want = db_targets(icdar_like(np.random.default_rng(3), (96, 128), 6), (96, 128),
                       distance="exact")
     torch.testing.assert_close(batches[1]["shrink_map"][1], want.shrink_map)

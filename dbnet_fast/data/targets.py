@@ -15,10 +15,11 @@ class DBTargetBuilder:
 
     ``builder(polygons, size, ignore)`` returns :class:`~dbnet_fast.ops.DBTargets`
     of (H, W) float32 tensors (see :func:`dbnet_fast.ops.db_targets` for the
-    semantics and options). ``threads`` caps torch's intra-op threads in the
-    process that calls it (1 by default: DataLoader workers already run in
-    parallel, and more threads per worker would oversubscribe the cores);
-    None leaves the setting alone.
+    semantics and options). Maps are built on one thread. ``threads`` sets
+    torch's intra-op threads inside DataLoader worker processes (1 by default:
+    the workers already run in parallel, and more threads per worker would
+    oversubscribe the cores); the main process is never changed. None leaves
+    the setting alone everywhere.
     """
 
     shrink_ratio: float = 0.4
@@ -35,7 +36,8 @@ class DBTargetBuilder:
             raise ValueError("DBTargetBuilder: threads must be >= 1 or None")
 
     def __call__(self, polygons, size, ignore=None) -> DBTargets:
-        if self.threads is not None and torch.get_num_threads() != self.threads:
+        in_worker = torch.utils.data.get_worker_info() is not None
+        if in_worker and self.threads is not None and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         return db_targets(
             polygons,
