@@ -12,10 +12,9 @@ namespace dbf {
 namespace {
 
 // One row of one polygon over pixels [x0, x1]: the squared mask and canvas
-// distances (infinite beyond reach; fields named d_exact and d_mode) and the
-// even-odd inside flag.
+// distances (infinite beyond reach) and the even-odd inside flag.
 struct RowScratch {
-  std::vector<double> d_exact, d_mode, crossings;
+  std::vector<double> mask2, canvas2, crossings;
   std::vector<uint8_t> inside;
 };
 
@@ -73,13 +72,13 @@ void row_inside(double y, int x0, int x1, const double* xy, int64_t n, RowScratc
 void prepare_row(int y, const PolygonPrep& prep, const double* xy, int64_t n, double reach,
                  bool exact, RowScratch& s) {
   const int count = prep.x1 - prep.x0 + 1;
-  if (int(s.d_exact.size()) < count) {
-    s.d_exact.resize(count);
-    s.d_mode.resize(count);
+  if (int(s.mask2.size()) < count) {
+    s.mask2.resize(count);
+    s.canvas2.resize(count);
     s.inside.resize(count);
   }
-  row_distances(double(y), prep.x0, prep.x1, xy, n, reach, exact, s.d_exact.data(),
-                s.d_mode.data());
+  row_distances(double(y), prep.x0, prep.x1, xy, n, reach, exact, s.mask2.data(),
+                s.canvas2.data());
   row_inside(double(y), prep.x0, prep.x1, xy, n, s);
 }
 
@@ -91,7 +90,7 @@ DBF_CPU_CLONES bool has_shrink(const PolygonPrep& prep, const double* xy, int64_
     const int y = middle + ((k & 1) ? -(k + 1) / 2 : k / 2);
     prepare_row(y, prep, xy, n, prep.d, true, s);  // canvas distances unused here
     for (int x = 0; x <= prep.x1 - prep.x0; ++x) {
-      if (s.inside[x] && s.d_exact[x] >= shrink_threshold2(prep.d)) return true;
+      if (s.inside[x] && s.mask2[x] >= shrink_threshold2(prep.d)) return true;
     }
   }
   return false;
@@ -103,7 +102,7 @@ DBF_CPU_CLONES void zero_in_mask(const PolygonPrep& prep, const double* xy, int6
     prepare_row(y, prep, xy, n, kFillMargin, true, s);
     float* row = mask + int64_t(y) * width + prep.x0;
     for (int x = 0; x <= prep.x1 - prep.x0; ++x) {
-      if (s.inside[x] || s.d_exact[x] <= kFillMargin * kFillMargin) row[x] = 0.f;
+      if (s.inside[x] || s.mask2[x] <= kFillMargin * kFillMargin) row[x] = 0.f;
     }
   }
 }
@@ -129,7 +128,7 @@ DBF_CPU_CLONES void draw_polygon(const PolygonPrep& prep, const double* xy, int6
   for (int y = prep.y0; y <= prep.y1; ++y) {
     prepare_row(y, prep, xy, n, prep.d + kFillMargin, exact, s);
     const int64_t at = int64_t(y) * width + prep.x0;
-    draw_row(prep.x1 - prep.x0 + 1, s.inside.data(), s.d_exact.data(), s.d_mode.data(), prep.d,
+    draw_row(prep.x1 - prep.x0 + 1, s.inside.data(), s.mask2.data(), s.canvas2.data(), prep.d,
              shrink_map + at, canvas + at, thresh_mask + at);
   }
 }
