@@ -14,23 +14,28 @@ namespace {
 // One row of one polygon over pixels [x0, x1]: the squared mask and canvas
 // distances (infinite beyond reach) and the even-odd inside flag.
 struct RowScratch {
-  std::vector<double> mask2, canvas2, crossings;
+  std::vector<float> mask2;
+  std::vector<double> canvas2, crossings;
   std::vector<uint8_t> inside;
 };
 
 // out[k] = min(out[k], distance2(x + k, y)) for k < count.
-template <bool kExact>
-DBF_FORCE_INLINE void min_distance2(double* DBF_RESTRICT out, int count, double x, double y,
-                                    const Edge& edge) {
+template <bool kExact, class T>
+DBF_FORCE_INLINE void min_distance2(T* DBF_RESTRICT out, int count, T x, T y, const EdgeT<T>& edge) {
   for (int k = 0; k < count; ++k) {
-    const double px = x + double(k);
-    const double d = kExact ? edge_distance2_exact(px, y, edge) : edge_distance2_reference(px, y, edge);
+    const T px = x + T(k);
+    T d;
+    if constexpr (kExact) {
+      d = edge_distance2_exact(px, y, edge);
+    } else {
+      d = edge_distance2_reference(px, y, edge);
+    }
     out[k] = d < out[k] ? d : out[k];
   }
 }
 
 DBF_CPU_CLONES void row_distances(double y, int x0, int x1, const double* xy, int64_t n,
-                                  double reach, bool exact, double* mask2, double* canvas2) {
+                                  double reach, bool exact, float* mask2, double* canvas2) {
   const int count = x1 - x0 + 1;
   std::fill(mask2, mask2 + count, INFINITY);
   std::fill(canvas2, canvas2 + count, INFINITY);
@@ -40,9 +45,9 @@ DBF_CPU_CLONES void row_distances(double y, int x0, int x1, const double* xy, in
     const int from = std::max(x0, int(std::ceil(std::min(ax, bx) - reach - 1.0)));
     const int to = std::min(x1, int(std::floor(std::max(ax, bx) + reach)));
     if (from > to) continue;
-    const Edge floored = make_edge(std::floor(ax), std::floor(ay), std::floor(bx), std::floor(by));
+    const auto floored = make_edge<float>(std::floor(ax), std::floor(ay), std::floor(bx), std::floor(by));
     const Edge edge = make_edge(ax, ay, bx, by);
-    min_distance2<true>(mask2 + (from - x0), to - from + 1, double(from), y, floored);
+    min_distance2<true>(mask2 + (from - x0), to - from + 1, float(from), float(y), floored);
     if (exact) {
       min_distance2<true>(canvas2 + (from - x0), to - from + 1, double(from), y, edge);
     } else {
@@ -102,17 +107,17 @@ DBF_CPU_CLONES void zero_in_mask(const PolygonPrep& prep, const double* xy, int6
     prepare_row(y, prep, xy, n, kFillMargin, true, s);
     float* row = mask + int64_t(y) * width + prep.x0;
     for (int x = 0; x <= prep.x1 - prep.x0; ++x) {
-      if (s.inside[x] || s.mask2[x] <= kFillMargin * kFillMargin) row[x] = 0.f;
+      if (s.inside[x] || s.mask2[x] <= float(kFillMargin * kFillMargin)) row[x] = 0.f;
     }
   }
 }
 
 // One row of a used polygon into the maps (pointers at the row's first pixel).
 DBF_FORCE_INLINE void draw_row(int count, const uint8_t* DBF_RESTRICT inside,
-                               const double* DBF_RESTRICT mask2, const double* DBF_RESTRICT canvas2,
+                               const float* DBF_RESTRICT mask2, const double* DBF_RESTRICT canvas2,
                                double d, float* DBF_RESTRICT shrink_map,
                                float* DBF_RESTRICT canvas, float* DBF_RESTRICT thresh_mask) {
-  const double shrink2 = shrink_threshold2(d), dilate2 = dilate_threshold2(d);
+  const float shrink2 = shrink_threshold2(d), dilate2 = dilate_threshold2(d);
   for (int k = 0; k < count; ++k) {
     const bool in = inside[k] != 0;
     shrink_map[k] = (in & (mask2[k] >= shrink2)) ? 1.f : shrink_map[k];

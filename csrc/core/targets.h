@@ -39,25 +39,27 @@ struct PolygonPrep {
   int32_t x0, y0, x1, y1;  // inclusive pixel box, clipped to the image (empty if x0 > x1)
 };
 
-// An edge a -> a + (dx, dy) with what the distance functions need per pixel.
-struct Edge {
-  double ax, ay, dx, dy, length2, inv_length2;
+// An edge a -> a + (dx, dy) with what the distance functions need per pixel,
+// in double, or in float for the masks (integer coordinates, half-pixel margins).
+template <class T> struct EdgeT {
+  T ax, ay, dx, dy, length2, inv_length2;
 };
+using Edge = EdgeT<double>;
 
-DBF_HOST_DEVICE Edge make_edge(double ax, double ay, double bx, double by) {
+template <class T = double> DBF_HOST_DEVICE EdgeT<T> make_edge(double ax, double ay, double bx, double by) {
   const double dx = bx - ax, dy = by - ay, length2 = dx * dx + dy * dy;
-  return {ax, ay, dx, dy, length2, length2 > 0.0 ? 1.0 / length2 : 0.0};
+  return {T(ax), T(ay), T(dx), T(dy), T(length2), T(length2 > 0.0 ? 1.0 / length2 : 0.0)};
 }
 
 // Squared distances from the pixel (x, y) to an edge, free of square roots and
 // divisions (so that loops over pixels vectorise and run fast), and of branches.
 //
 // exact: to the nearest point of the segment (a degenerate edge is a point).
-DBF_HOST_DEVICE double edge_distance2_exact(double x, double y, const Edge& e) {
-  double t = ((x - e.ax) * e.dx + (y - e.ay) * e.dy) * e.inv_length2;
-  t = t < 0.0 ? 0.0 : t;
-  t = t > 1.0 ? 1.0 : t;
-  const double px = x - e.ax - t * e.dx, py = y - e.ay - t * e.dy;
+template <class T> DBF_HOST_DEVICE T edge_distance2_exact(T x, T y, const EdgeT<T>& e) {
+  T t = ((x - e.ax) * e.dx + (y - e.ay) * e.dy) * e.inv_length2;
+  t = t < T(0) ? T(0) : t;
+  t = t > T(1) ? T(1) : t;
+  const T px = x - e.ax - t * e.dx, py = y - e.ay - t * e.dy;
   return px * px + py * py;
 }
 
@@ -139,7 +141,7 @@ DBF_HOST_DEVICE PolygonPrep prepare_polygon(const float* xy, int64_t n, int heig
 // the threshold map). Edges farther than `reach` along x or y are skipped:
 // both distances are then above reach - 1 anyway.
 DBF_HOST_DEVICE void polygon_distances2(double x, double y, const double* xy, int64_t n,
-                                        double reach, bool exact, double& mask2, double& canvas2) {
+                                        double reach, bool exact, float& mask2, double& canvas2) {
   mask2 = INFINITY;
   canvas2 = INFINITY;
   for (int64_t i = 0, j = n - 1; i < n; j = i++) {
@@ -149,7 +151,8 @@ DBF_HOST_DEVICE void polygon_distances2(double x, double y, const double* xy, in
     if (x < lo_x - reach - 1.0 || x > hi_x + reach || y < lo_y - reach - 1.0 || y > hi_y + reach) {
       continue;
     }
-    const double e = edge_distance2_exact(x, y, make_edge(floor(ax), floor(ay), floor(bx), floor(by)));
+    const float e = edge_distance2_exact(float(x), float(y),
+                                         make_edge<float>(floor(ax), floor(ay), floor(bx), floor(by)));
     mask2 = e < mask2 ? e : mask2;
     const Edge edge = make_edge(ax, ay, bx, by);
     const double m = exact ? edge_distance2_exact(x, y, edge) : edge_distance2_reference(x, y, edge);
@@ -159,11 +162,13 @@ DBF_HOST_DEVICE void polygon_distances2(double x, double y, const double* xy, in
 
 // The mask thresholds on squared distances: inside the shrink where
 // d >= D - margin, inside the dilation where d <= D + margin.
-DBF_HOST_DEVICE double shrink_threshold2(double d) {
+DBF_HOST_DEVICE float shrink_threshold2(double d) {
   const double t = d - kFillMargin;
-  return t > 0.0 ? t * t : -1.0;
+  return float(t > 0.0 ? t * t : -1.0);
 }
-DBF_HOST_DEVICE double dilate_threshold2(double d) { return (d + kFillMargin) * (d + kFillMargin); }
+DBF_HOST_DEVICE float dilate_threshold2(double d) {
+  return float((d + kFillMargin) * (d + kFillMargin));
+}
 
 // Value of a polygon at a pixel in the threshold canvas: 1 - min(d / D, 1),
 // from the squared distance.

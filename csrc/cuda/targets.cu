@@ -45,7 +45,8 @@ __global__ void probe_shrink_kernel(const double* clipped, const int64_t* offset
   const double* xy = clipped + 2 * offsets[p];
   const int64_t n = offsets[p + 1] - offsets[p];
   for_each_pixel(prep, [&](int x, int y) {
-    double mask2, canvas2;
+    float mask2;
+    double canvas2;
     polygon_distances2(x, y, xy, n, prep.d, true, mask2, canvas2);
     if (mask2 >= shrink_threshold2(prep.d) && point_inside(x, y, xy, n)) has_shrink[p] = 1;
   });
@@ -77,12 +78,13 @@ __global__ void draw_kernel(const double* clipped, const int64_t* offsets, const
   const bool ignored = prep.role == kPolygonIgnored;
   const double reach = (ignored ? 0.0 : prep.d) + kFillMargin;
   for_each_pixel(prep, [&](int x, int y) {
-    double mask2, canvas2;
+    float mask2;
+    double canvas2;
     polygon_distances2(x, y, xy, n, reach, exact || ignored, mask2, canvas2);
     const bool inside = point_inside(x, y, xy, n);
     const int64_t at = int64_t(y) * width + x;
     if (ignored) {
-      if (inside || mask2 <= kFillMargin * kFillMargin) shrink_mask[at] = 0.f;
+      if (inside || mask2 <= float(kFillMargin * kFillMargin)) shrink_mask[at] = 0.f;
       return;
     }
     if (inside && mask2 >= shrink_threshold2(prep.d)) shrink_map[at] = 1.f;
