@@ -304,7 +304,7 @@ def test_numpy_scalar_k_is_accepted():
 
 def test_cuda_tensor_with_cpu_only_build_says_so(monkeypatch):
     monkeypatch.setitem(_checks.BUILD_INFO, "with_cuda", False)
-    with pytest.raises(RuntimeError, match="prob is a CUDA tensor, but dbnet_fast was built without CUDA"):
+    with pytest.raises(RuntimeError, match="prob is on cuda, but dbnet_fast was built without CUDA"):
         _checks.check_device("db_binarize", "prob", torch.device("cuda"))
 
 

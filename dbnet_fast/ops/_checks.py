@@ -30,7 +30,7 @@ def check_device(op: str, name: str, device: torch.device) -> None:
     if device.type == "cuda":
         if not BUILD_INFO["with_cuda"]:
             raise RuntimeError(
-                f"{op}: {name} is a CUDA tensor, but dbnet_fast was built without CUDA "
+                f"{op}: {name} is on {device}, but dbnet_fast was built without CUDA "
                 f"kernels (build {BUILD_INFO['version']}); install a CUDA wheel or rebuild "
                 "with DBNET_FAST_WITH_CUDA=1"
             )
