@@ -34,24 +34,36 @@ DBF_FORCE_INLINE void min_distance2(T* DBF_RESTRICT out, int count, T x, T y, co
   }
 }
 
+// The row's squared mask distances over the pixels within mask_reach of an
+// edge and, where canvas_reach > 0, the canvas distances within canvas_reach
+// (the canvas is 0 beyond D); both infinite elsewhere.
 DBF_CPU_CLONES void row_distances(double y, int x0, int x1, const double* xy, int64_t n,
-                                  double reach, bool exact, float* mask2, double* canvas2) {
+                                  double mask_reach, double canvas_reach, bool exact,
+                                  float* mask2, double* canvas2) {
   const int count = x1 - x0 + 1;
   std::fill(mask2, mask2 + count, INFINITY);
-  std::fill(canvas2, canvas2 + count, INFINITY);
+  if (canvas_reach > 0) std::fill(canvas2, canvas2 + count, INFINITY);
   for (int64_t i = 0, j = n - 1; i < n; j = i++) {
     const double ax = xy[2 * j], ay = xy[2 * j + 1], bx = xy[2 * i], by = xy[2 * i + 1];
-    if (y < std::min(ay, by) - reach - 1.0 || y > std::max(ay, by) + reach) continue;
-    const int from = std::max(x0, int(std::ceil(std::min(ax, bx) - reach - 1.0)));
-    const int to = std::min(x1, int(std::floor(std::max(ax, bx) + reach)));
-    if (from > to) continue;
-    const auto floored = make_edge<float>(std::floor(ax), std::floor(ay), std::floor(bx), std::floor(by));
-    const Edge edge = make_edge(ax, ay, bx, by);
-    min_distance2<true>(mask2 + (from - x0), to - from + 1, float(from), float(y), floored);
-    if (exact) {
-      min_distance2<true>(canvas2 + (from - x0), to - from + 1, double(from), y, edge);
-    } else {
-      min_distance2<false>(canvas2 + (from - x0), to - from + 1, double(from), y, edge);
+    const double lo_x = std::min(ax, bx), hi_x = std::max(ax, bx);
+    const double lo_y = std::min(ay, by), hi_y = std::max(ay, by);
+    // the floored edge lies up to 1 pixel left of and above the edge
+    if (y >= lo_y - mask_reach - 1.0 && y <= hi_y + mask_reach) {
+      const int from = std::max(x0, int(std::ceil(lo_x - mask_reach - 1.0)));
+      const int to = std::min(x1, int(std::floor(hi_x + mask_reach)));
+      const auto floored = make_edge<float>(std::floor(ax), std::floor(ay), std::floor(bx), std::floor(by));
+      if (from <= to) min_distance2<true>(mask2 + (from - x0), to - from + 1, float(from), float(y), floored);
+    }
+    if (canvas_reach > 0 && y >= lo_y - canvas_reach && y <= hi_y + canvas_reach) {
+      const int from = std::max(x0, int(std::ceil(lo_x - canvas_reach)));
+      const int to = std::min(x1, int(std::floor(hi_x + canvas_reach)));
+      const Edge edge = make_edge(ax, ay, bx, by);
+      if (from > to) continue;
+      if (exact) {
+        min_distance2<true>(canvas2 + (from - x0), to - from + 1, double(from), y, edge);
+      } else {
+        min_distance2<false>(canvas2 + (from - x0), to - from + 1, double(from), y, edge);
+      }
     }
   }
 }
@@ -74,16 +86,18 @@ void row_inside(double y, int x0, int x1, const double* xy, int64_t n, RowScratc
   }
 }
 
-void prepare_row(int y, const PolygonPrep& prep, const double* xy, int64_t n, double reach,
-                 bool exact, RowScratch& s) {
+// Fills the scratch row for row y of the polygon's box: mask distances within
+// mask_reach, canvas distances within canvas_reach (none if 0), inside flags.
+void prepare_row(int y, const PolygonPrep& prep, const double* xy, int64_t n, double mask_reach,
+                 double canvas_reach, bool exact, RowScratch& s) {
   const int count = prep.x1 - prep.x0 + 1;
   if (int(s.mask2.size()) < count) {
     s.mask2.resize(count);
     s.canvas2.resize(count);
     s.inside.resize(count);
   }
-  row_distances(double(y), prep.x0, prep.x1, xy, n, reach, exact, s.mask2.data(),
-                s.canvas2.data());
+  row_distances(double(y), prep.x0, prep.x1, xy, n, mask_reach, canvas_reach, exact,
+                s.mask2.data(), s.canvas2.data());
   row_inside(double(y), prep.x0, prep.x1, xy, n, s);
 }
 
@@ -93,7 +107,7 @@ DBF_CPU_CLONES bool has_shrink(const PolygonPrep& prep, const double* xy, int64_
   const int rows = prep.y1 - prep.y0 + 1, middle = prep.y0 + rows / 2;
   for (int k = 0; k < rows; ++k) {
     const int y = middle + ((k & 1) ? -(k + 1) / 2 : k / 2);
-    prepare_row(y, prep, xy, n, prep.d, true, s);  // canvas distances unused here
+    prepare_row(y, prep, xy, n, prep.d, 0.0, true, s);
     for (int x = 0; x <= prep.x1 - prep.x0; ++x) {
       if (s.inside[x] && s.mask2[x] >= shrink_threshold2(prep.d)) return true;
     }
@@ -104,7 +118,7 @@ DBF_CPU_CLONES bool has_shrink(const PolygonPrep& prep, const double* xy, int64_
 DBF_CPU_CLONES void zero_in_mask(const PolygonPrep& prep, const double* xy, int64_t n, int width, float* mask,
                   RowScratch& s) {
   for (int y = prep.y0; y <= prep.y1; ++y) {
-    prepare_row(y, prep, xy, n, kFillMargin, true, s);
+    prepare_row(y, prep, xy, n, kFillMargin, 0.0, true, s);
     float* row = mask + int64_t(y) * width + prep.x0;
     for (int x = 0; x <= prep.x1 - prep.x0; ++x) {
       if (s.inside[x] || s.mask2[x] <= float(kFillMargin * kFillMargin)) row[x] = 0.f;
@@ -131,7 +145,7 @@ DBF_CPU_CLONES void draw_polygon(const PolygonPrep& prep, const double* xy, int6
                                  bool exact, float* shrink_map, float* canvas, float* thresh_mask,
                                  RowScratch& s) {
   for (int y = prep.y0; y <= prep.y1; ++y) {
-    prepare_row(y, prep, xy, n, prep.d + kFillMargin, exact, s);
+    prepare_row(y, prep, xy, n, prep.d + kFillMargin, prep.d, exact, s);
     const int64_t at = int64_t(y) * width + prep.x0;
     draw_row(prep.x1 - prep.x0 + 1, s.inside.data(), s.mask2.data(), s.canvas2.data(), prep.d,
              shrink_map + at, canvas + at, thresh_mask + at);
