@@ -70,9 +70,19 @@ DBF_HOST_DEVICE uint64_t double_to_bits(double d) {
 #endif
 }
 
+// a * b + c rounded once, the same on host and device (whatever the
+// compilers' contraction of plain a * b + c, which differs between them).
 DBF_HOST_DEVICE float fused_mul_add(float a, float b, float c) {
 #ifdef __CUDA_ARCH__
   return fmaf(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
+DBF_HOST_DEVICE double fused_mul_add(double a, double b, double c) {
+#ifdef __CUDA_ARCH__
+  return fma(a, b, c);
 #else
   return std::fma(a, b, c);
 #endif

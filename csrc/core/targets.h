@@ -46,8 +46,11 @@ template <class T> struct EdgeT {
 };
 using Edge = EdgeT<double>;
 
+// The mask decisions compare these distances with thresholds, so CPU and
+// CUDA must compute them bit for bit alike: every multiply-add is an explicit
+// fused one (compilers contract plain ones differently on host and device).
 template <class T = double> DBF_HOST_DEVICE EdgeT<T> make_edge(double ax, double ay, double bx, double by) {
-  const double dx = bx - ax, dy = by - ay, length2 = dx * dx + dy * dy;
+  const double dx = bx - ax, dy = by - ay, length2 = fused_mul_add(dx, dx, dy * dy);
   return {T(ax), T(ay), T(dx), T(dy), T(length2), T(length2 > 0.0 ? 1.0 / length2 : 0.0)};
 }
 
@@ -56,11 +59,12 @@ template <class T = double> DBF_HOST_DEVICE EdgeT<T> make_edge(double ax, double
 //
 // exact: to the nearest point of the segment (a degenerate edge is a point).
 template <class T> DBF_HOST_DEVICE T edge_distance2_exact(T x, T y, const EdgeT<T>& e) {
-  T t = ((x - e.ax) * e.dx + (y - e.ay) * e.dy) * e.inv_length2;
+  const T u = x - e.ax, v = y - e.ay;
+  T t = fused_mul_add(u, e.dx, v * e.dy) * e.inv_length2;
   t = t < T(0) ? T(0) : t;
   t = t > T(1) ? T(1) : t;
-  const T px = x - e.ax - t * e.dx, py = y - e.ay - t * e.dy;
-  return px * px + py * py;
+  const T px = fused_mul_add(-t, e.dx, u), py = fused_mul_add(-t, e.dy, v);
+  return fused_mul_add(px, px, py * py);
 }
 
 // The published formula, squared: with d1, d2 the squared distances to the

@@ -10,6 +10,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <algorithm>
+
 #include "../core/targets.h"
 #include "../entry_points.h"
 
@@ -22,10 +24,11 @@ constexpr int kRowBlocks = 16;  // blocks sharing one polygon's rows
 __global__ void prepare_kernel(const float* points, const int64_t* offsets, const bool* ignore,
                                int64_t polygons, int height, int width, TargetParams params,
                                double* clipped, PolygonPrep* preps) {
-  const int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (p >= polygons) return;
-  preps[p] = prepare_polygon(points + 2 * offsets[p], offsets[p + 1] - offsets[p], height, width,
-                             ignore[p], params, clipped + 2 * offsets[p]);
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < polygons;
+       p += int64_t(gridDim.x) * blockDim.x) {
+    preps[p] = prepare_polygon(points + 2 * offsets[p], offsets[p + 1] - offsets[p], height,
+                               width, ignore[p], params, clipped + 2 * offsets[p]);
+  }
 }
 
 // Visits the pixels of polygon blockIdx.x's box, rows split over blockIdx.y.
@@ -132,6 +135,7 @@ at::Tensor targets_cuda(const at::Tensor& points, const at::Tensor& polygon_offs
         maps.mutable_data_ptr<float>(), plane_batch);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
+  TORCH_CHECK(polygons < (int64_t(1) << 31), "db_targets: at most 2^31 - 1 polygons per call");
   if (polygons > 0 && plane_batch > 0) {
     prepare_kernel<<<blocks_for(polygons), kThreads, 0, stream>>>(
         xy.const_data_ptr<float>(), off, tags.const_data_ptr<bool>(), polygons, int(height),
