@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from common import devices, run
+from common import compiled, devices, run
 from dbnet_fast.ops import db_binarize
 
 SHAPE = (8, 1, 640, 640)
@@ -31,21 +31,12 @@ def ours(p, t):
     return db_binarize(p, t, K)
 
 
-_compiled: dict = {}
-
-
-def compiled(fn):
-    if fn not in _compiled:
-        _compiled[fn] = torch.compile(fn, fullgraph=True, dynamic=False)
-    return _compiled[fn]
-
-
 VARIANTS = {
     "dbnet_fast": lambda: ours,
     "eager sigmoid": lambda: sigmoid_form,
     "eager reference form": lambda: reference_form,
-    "compiled sigmoid": lambda: compiled(sigmoid_form),
-    "compiled reference form": lambda: compiled(reference_form),
+    "compiled sigmoid": lambda: compiled(sigmoid_form, fullgraph=True, dynamic=False),
+    "compiled reference form": lambda: compiled(reference_form, fullgraph=True, dynamic=False),
 }
 COPY = "copy, same bytes"
 CASES = [

@@ -12,6 +12,16 @@ import os
 import torch
 
 
+_compiled: dict = {}
+
+
+def compiled(fn, **options):
+    """torch.compile(fn, **options), made once per process and function."""
+    if fn not in _compiled:
+        _compiled[fn] = torch.compile(fn, **options)
+    return _compiled[fn]
+
+
 def devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -13,9 +13,14 @@ from dbnet_fast.ops._native import BUILD_INFO
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def check_float_tensor(op: str, name: str, value) -> torch.Tensor:
+def check_tensor(op: str, name: str, value) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_float_tensor(op: str, name: str, value) -> torch.Tensor:
+    check_tensor(op, name, value)
     if value.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{op}: {name} must be a float16, bfloat16, float32 or float64 tensor, "

@@ -15,6 +15,7 @@ from dbnet_fast.ops._checks import (
     check_finite_scalar,
     check_float_tensor,
     check_same_layout,
+    check_tensor,
 )
 from dbnet_fast.ops._native import _C
 
@@ -155,9 +156,7 @@ def db_loss(
     targets = []
     for name, target in [("shrink_map", shrink_map), ("shrink_mask", shrink_mask),
                          ("thresh_map", thresh_map), ("thresh_mask", thresh_mask)]:
-        if not isinstance(target, torch.Tensor):
-            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(target).__name__}")
-        if target.is_complex():
+        if check_tensor(op, name, target).is_complex():
             raise TypeError(f"{op}: {name} must be a real tensor, got {target.dtype}")
         check_device(op, name, target.device)
         if target.shape != prob_logits.shape:
