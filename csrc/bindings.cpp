@@ -126,6 +126,18 @@ at::Tensor targets(const at::Tensor& points, const at::Tensor& polygon_offsets,
                   });
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes(const at::Tensor& prob, const at::Tensor& dest_sizes,
+                                                     double thresh, double box_thresh, double unclip_ratio,
+                                                     int64_t max_candidates, bool slow_score, bool dilate,
+                                                     double min_size) {
+  const PostParams params{float(thresh), box_thresh, unclip_ratio, max_candidates, slow_score, dilate, min_size};
+  return dispatch("db_boxes", prob, [&] { return boxes_cpu(prob, dest_sizes, params); },
+                  [&] {
+                    TORCH_CHECK(false, "db_boxes: CUDA maps go through the CUDA pipeline");
+                    return std::tuple<at::Tensor, at::Tensor, at::Tensor>();
+                  });
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = DBF_VERSION;
@@ -152,5 +164,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("loss_backward", &dbf::loss_backward);
   m.def("loss_stats_size", [] { return int(dbf::kNumStats); });
   m.def("targets", &dbf::targets);
+  m.def("boxes", &dbf::boxes);
+  m.def("contours", &dbf::contours_cpu);
+  m.def("min_area_quads", &dbf::min_area_quads_cpu);
+  m.def("quad_scores", &dbf::quad_scores_cpu);
+  m.def("contour_scores", &dbf::contour_scores_cpu);
+  m.def("offset_polygons", &dbf::offset_polygons_cpu);
+  m.def("polygon_masks", &dbf::polygon_masks_cpu);
   m.def("build_info", &dbf::build_info);
 }

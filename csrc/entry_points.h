@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "core/loss.h"
+#include "core/postprocess.h"
 #include "core/targets.h"
 
 namespace dbf {
@@ -35,6 +36,25 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(
 at::Tensor targets_cpu(const at::Tensor& points, const at::Tensor& polygon_offsets,
                        const at::Tensor& image_offsets, const at::Tensor& ignore, int64_t height,
                        int64_t width, const TargetParams& params);
+
+// Post-processing of a batch of maps prob (B, H, W) float32 with the
+// destination sizes (B, 2) int64 (height, width): returns boxes (N, 4, 2)
+// float32 in destination pixels, scores (N) float32 and per-image counts (B) int64.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cpu(const at::Tensor& prob,
+                                                         const at::Tensor& dest_sizes,
+                                                         const PostParams& params);
+// The steps alone (CPU): borders of a uint8 mask as CSR (int32 points, int64
+// offsets); ordered min-area quads (K, 4, 2) and short sides (K) of int64 CSR
+// point sets; fast and slow box scores (float64); round-join offsets of int64 CSR polygons.
+std::tuple<at::Tensor, at::Tensor> contours_cpu(const at::Tensor& mask, bool simple);
+std::tuple<at::Tensor, at::Tensor> min_area_quads_cpu(const at::Tensor& points, const at::Tensor& offsets);
+at::Tensor quad_scores_cpu(const at::Tensor& prob, const at::Tensor& quads);
+at::Tensor contour_scores_cpu(const at::Tensor& prob, const at::Tensor& points, const at::Tensor& offsets);
+std::tuple<at::Tensor, at::Tensor> offset_polygons_cpu(const at::Tensor& points, const at::Tensor& offsets,
+                                                       const at::Tensor& distances);
+// fillPoly masks (K, H, W) uint8 of int64 CSR polygons.
+at::Tensor polygon_masks_cpu(const at::Tensor& points, const at::Tensor& offsets, int64_t height,
+                             int64_t width);
 
 #ifdef DBF_WITH_CUDA
 at::Tensor binarize_forward_cuda(const at::Tensor& prob, const at::Tensor& thresh, double k);

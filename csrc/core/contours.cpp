@@ -1,0 +1,128 @@
+#include "contours.h"
+
+#include <algorithm>
+
+namespace dbf {
+namespace {
+
+// Label values in the padded copy of the mask.
+constexpr int8_t kUnvisited = 1;   // foreground not yet on a traced border
+constexpr int8_t kVisited = 2;     // on a traced border
+constexpr int8_t kRightBound = -2; // on a traced border whose right neighbour is background
+
+// Chain codes 0..7 counter-clockwise on screen, starting at +x (y grows down).
+constexpr int kStepX[8] = {1, 1, 0, -1, -1, -1, 0, 1};
+constexpr int kStepY[8] = {0, -1, -1, -1, 0, 1, 1, 1};
+
+class BorderTracer {
+ public:
+  BorderTracer(const uint8_t* mask, int height, int width, bool simple)
+      : height_(height), width_(width), stride_(width + 2), simple_(simple),
+        label_(size_t(height + 2) * size_t(width + 2), 0) {
+    for (int y = 0; y < height; ++y) {
+      const uint8_t* row = mask + size_t(y) * width;
+      int8_t* out = &label_[size_t(y + 1) * stride_ + 1];
+      for (int x = 0; x < width; ++x) out[x] = row[x] != 0 ? kUnvisited : 0;
+    }
+    for (int s = 0; s < 16; ++s) step_[s] = kStepX[s & 7] + int64_t(kStepY[s & 7]) * stride_;
+  }
+
+  // Raster scan: a border starts at an unvisited pixel after background
+  // (outer border) or at background after a pixel not marked as a right
+  // bound (hole border, traced from that pixel).
+  void run(std::vector<int32_t>& xy, std::vector<int64_t>& starts) {
+    for (int y = 0; y < height_; ++y) {
+      int8_t* row = &label_[size_t(y + 1) * stride_ + 1];
+      int8_t prev = 0;
+      for (int x = 0; x < width_; ++x) {
+        const int8_t p = row[x];
+        if (p == prev) continue;
+        const bool outer = prev == 0 && p == kUnvisited;
+        const bool hole = !outer && p == 0 && prev >= 1;
+        if (outer || hole) {
+          starts.push_back(int64_t(xy.size() / 2));
+          const int sx = hole ? x - 1 : x;
+          follow(int64_t(y + 1) * stride_ + sx + 1, sx, y, hole, xy);
+          prev = row[x];
+        } else {
+          prev = p;
+        }
+      }
+    }
+  }
+
+ private:
+  void emit(std::vector<int32_t>& xy, int x, int y) {
+    xy.push_back(x);
+    xy.push_back(y);
+  }
+
+  // Follows one border from pixel i0 = (x, y), keeping the object on the left.
+  void follow(int64_t i0, int x, int y, bool hole, std::vector<int32_t>& xy) {
+    int8_t* lab = label_.data();
+    int s_end = hole ? 0 : 4, s = s_end;
+    int64_t i1;
+    do {  // clockwise from the background neighbour to the first object pixel
+      s = (s - 1) & 7;
+      i1 = i0 + step_[s];
+    } while (lab[i1] == 0 && s != s_end);
+    if (s == s_end) {  // an isolated pixel
+      lab[i0] = kRightBound;
+      emit(xy, x, y);
+      return;
+    }
+    int64_t i3 = i0;
+    int prev_s = s ^ 4;
+    for (;;) {
+      s_end = s;
+      int64_t i4 = i3;
+      while (s < 15) {  // counter-clockwise from the pixel we came from
+        i4 = i3 + step_[++s];
+        if (lab[i4] != 0) break;
+      }
+      s &= 7;
+      if (unsigned(s - 1) < unsigned(s_end)) {
+        lab[i3] = kRightBound;  // the search passed the background right neighbour
+      } else if (lab[i3] == kUnvisited) {
+        lab[i3] = kVisited;
+      }
+      if (!simple_ || s != prev_s) {
+        emit(xy, x, y);
+        prev_s = s;
+      }
+      x += kStepX[s];
+      y += kStepY[s];
+      if (i4 == i0 && i3 == i1) break;
+      i3 = i4;
+      s = (s + 4) & 7;
+    }
+  }
+
+  int height_, width_;
+  int64_t stride_;
+  bool simple_;
+  std::vector<int8_t> label_;
+  int64_t step_[16];
+};
+
+}  // namespace
+
+Contours trace_contours(const uint8_t* mask, int height, int width, bool simple) {
+  Contours out;
+  std::vector<int32_t> xy;
+  std::vector<int64_t> starts;
+  if (height > 0 && width > 0) BorderTracer(mask, height, width, simple).run(xy, starts);
+  const int64_t count = int64_t(starts.size()), total = int64_t(xy.size() / 2);
+  starts.push_back(total);
+  // OpenCV lists the borders last-found first.
+  out.xy.reserve(xy.size());
+  out.offsets.reserve(count + 1);
+  out.offsets.push_back(0);
+  for (int64_t c = count - 1; c >= 0; --c) {
+    out.xy.insert(out.xy.end(), xy.begin() + 2 * starts[c], xy.begin() + 2 * starts[c + 1]);
+    out.offsets.push_back(int64_t(out.xy.size() / 2));
+  }
+  return out;
+}
+
+}  // namespace dbf

@@ -1,0 +1,23 @@
+// Border following (Suzuki & Abe 1985) on a binary map, with the conventions
+// of OpenCV's findContours(RETR_LIST): outer borders of 8-connected
+// foreground components and borders of their 4-connected holes, each traced
+// from its first pixel in raster order, listed in reverse order of discovery.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace dbf {
+
+struct Contours {
+  std::vector<int32_t> xy;       // (x, y) pairs of every contour, back to back
+  std::vector<int64_t> offsets;  // contour c is points [offsets[c], offsets[c + 1])
+  int64_t count() const { return int64_t(offsets.size()) - 1; }
+};
+
+// Traces every border of `mask` (height x width, nonzero = foreground).
+// `simple`: keep only the ends of straight runs (CHAIN_APPROX_SIMPLE), else
+// every border pixel (CHAIN_APPROX_NONE).
+Contours trace_contours(const uint8_t* mask, int height, int width, bool simple);
+
+}  // namespace dbf

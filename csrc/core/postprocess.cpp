@@ -1,0 +1,145 @@
+#include "postprocess.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "raster.h"
+#include "unclip.h"
+
+namespace dbf {
+
+void binarize_map(const float* prob, int height, int width, float thresh, bool dilate, uint8_t* out) {
+  const size_t plane = size_t(height) * width;
+  for (size_t i = 0; i < plane; ++i) out[i] = prob[i] > thresh;  // NaN is background
+  if (!dilate) return;
+  // cv2.dilate with a 2x2 kernel (anchor at its centre (1, 1)): a pixel is set
+  // when it or its left, upper or upper-left neighbour is. In place, bottom-up.
+  for (int y = height - 1; y >= 0; --y) {
+    uint8_t* row = out + size_t(y) * width;
+    const uint8_t* up = y > 0 ? row - width : nullptr;
+    for (int x = width - 1; x >= 0; --x) {
+      uint8_t v = row[x];
+      if (x > 0) v |= row[x - 1];
+      if (up) v |= up[x] | (x > 0 ? up[x - 1] : 0);
+      row[x] = v;
+    }
+  }
+}
+
+int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
+  std::vector<int> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    return xy[2 * a] != xy[2 * b] ? xy[2 * a] < xy[2 * b] : xy[2 * a + 1] < xy[2 * b + 1];
+  });
+  auto cross = [&](int o, int a, int b) {
+    return (xy[2 * a] - xy[2 * o]) * (xy[2 * b + 1] - xy[2 * o + 1]) -
+           (xy[2 * a + 1] - xy[2 * o + 1]) * (xy[2 * b] - xy[2 * o]);
+  };
+  // Monotone chain, strictly convex: the larger-y chain left to right, then
+  // the smaller-y chain back.
+  std::vector<int> chain;
+  chain.reserve(2 * size_t(n));
+  for (int pass = 0; pass < 2; ++pass) {
+    const size_t floor = chain.size();
+    for (int t = 0; t < n; ++t) {
+      const int i = pass == 0 ? order[t] : order[n - 1 - t];
+      while (chain.size() >= floor + 2 && cross(chain[chain.size() - 2], chain.back(), i) >= 0) chain.pop_back();
+      if (chain.size() >= floor + 1 && xy[2 * chain.back()] == xy[2 * i] && xy[2 * chain.back() + 1] == xy[2 * i + 1]) continue;
+      chain.push_back(i);
+    }
+    chain.pop_back();  // the end point starts the next chain (or closes the hull)
+  }
+  if (chain.empty() && n > 0) chain.push_back(order[0]);
+  // OpenCV's counter-clockwise order (convexHull(clockwise=false)): the
+  // reverse of this chain, starting at the largest point in (x, y) order.
+  std::reverse(chain.begin(), chain.end());
+  const auto largest = std::max_element(chain.begin(), chain.end(), [&](int a, int b) {
+    return xy[2 * a] != xy[2 * b] ? xy[2 * a] < xy[2 * b] : xy[2 * a + 1] < xy[2 * b + 1];
+  });
+  std::rotate(chain.begin(), largest, chain.end());
+  hull.resize(2 * chain.size());
+  for (size_t k = 0; k < chain.size(); ++k) {
+    hull[2 * k] = float(xy[2 * chain[k]]);
+    hull[2 * k + 1] = float(xy[2 * chain[k] + 1]);
+  }
+  return int(chain.size());
+}
+
+float min_area_quad(const int64_t* xy, int n, float* quad, std::vector<float>& scratch) {
+  const int h = convex_hull(xy, n, scratch);
+  RotatedBox box;
+  if (h > 0) box = min_area_rect(scratch.data(), h);
+  float corners[8];
+  box_points(box, corners);
+  order_quad(corners, quad);
+  return std::min(box.width, box.height);
+}
+
+double quad_score(const float* prob, int height, int width, const float* quad,
+                  std::vector<uint8_t>& scratch) {
+  float lo_x = quad[0], hi_x = quad[0], lo_y = quad[1], hi_y = quad[1];
+  int32_t corners[8];
+  for (int i = 0; i < 4; ++i) {
+    lo_x = std::min(lo_x, quad[2 * i]), hi_x = std::max(hi_x, quad[2 * i]);
+    lo_y = std::min(lo_y, quad[2 * i + 1]), hi_y = std::max(hi_y, quad[2 * i + 1]);
+    corners[2 * i] = int32_t(quad[2 * i]);  // truncation toward zero, as astype(int32)
+    corners[2 * i + 1] = int32_t(quad[2 * i + 1]);
+  }
+  return polygon_mean(prob, height, width, corners, 4, int(std::floor(lo_x)), int(std::floor(lo_y)),
+                      int(std::ceil(hi_x)), int(std::ceil(hi_y)), scratch);
+}
+
+double contour_score(const float* prob, int height, int width, const int32_t* xy, int n,
+                     std::vector<uint8_t>& scratch) {
+  int lo_x = xy[0], hi_x = xy[0], lo_y = xy[1], hi_y = xy[1];
+  for (int i = 1; i < n; ++i) {
+    lo_x = std::min(lo_x, xy[2 * i]), hi_x = std::max(hi_x, xy[2 * i]);
+    lo_y = std::min(lo_y, xy[2 * i + 1]), hi_y = std::max(hi_y, xy[2 * i + 1]);
+  }
+  return polygon_mean(prob, height, width, xy, n, lo_x, lo_y, hi_x, hi_y, scratch);
+}
+
+std::vector<ScoredQuad> boxes_from_map(const float* prob, int height, int width,
+                                       const PostParams& params) {
+  std::vector<ScoredQuad> result;
+  if (height <= 0 || width <= 0) return result;
+  std::vector<uint8_t> bitmap(size_t(height) * width), raster;
+  binarize_map(prob, height, width, params.thresh, params.dilate, bitmap.data());
+  const Contours contours = trace_contours(bitmap.data(), height, width, true);
+  const int64_t candidates = std::min(contours.count(), params.max_candidates);
+  std::vector<int64_t> points, grown;
+  std::vector<float> hull;
+  for (int64_t c = 0; c < candidates; ++c) {
+    const int64_t begin = contours.offsets[c], n = contours.offsets[c + 1] - begin;
+    const int32_t* xy = contours.xy.data() + 2 * begin;
+    points.assign(xy, xy + 2 * n);
+    ScoredQuad box;
+    float quad[8];
+    if (min_area_quad(points.data(), int(n), quad, hull) < params.min_size) continue;
+    const double score = params.slow_score ? contour_score(prob, height, width, xy, int(n), raster)
+                                           : quad_score(prob, height, width, quad, raster);
+    if (params.box_thresh > score) continue;
+    // Unclip: grow the box (corners truncated, as pyclipper takes them) by
+    // area * ratio / perimeter of the float box.
+    double area2 = 0, perimeter = 0;
+    int64_t corners[8];
+    for (int i = 0, j = 3; i < 4; j = i++) {
+      area2 += double(quad[2 * j]) * quad[2 * i + 1] - double(quad[2 * i]) * quad[2 * j + 1];
+      perimeter += std::hypot(double(quad[2 * i]) - quad[2 * j], double(quad[2 * i + 1]) - quad[2 * j + 1]);
+      corners[2 * i] = int64_t(quad[2 * i]);
+      corners[2 * i + 1] = int64_t(quad[2 * i + 1]);
+    }
+    const double distance = std::fabs(area2) * 0.5 * params.unclip_ratio / perimeter;
+    grown.clear();
+    offset_polygon_round(corners, 4, distance, grown);
+    if (grown.empty()) continue;
+    if (min_area_quad(grown.data(), int(grown.size() / 2), box.xy, hull) < params.min_size + 2) continue;
+    box.score = float(score);
+    result.push_back(box);
+  }
+  return result;
+}
+
+}  // namespace dbf

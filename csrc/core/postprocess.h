@@ -1,0 +1,51 @@
+// DB post-processing on the CPU: probability map -> scored quadrilaterals,
+// the pipeline of PaddleOCR's DBPostProcess (boxes_from_bitmap) step by step.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "boxes.h"
+#include "contours.h"
+
+namespace dbf {
+
+struct PostParams {
+  float thresh = 0.3f;        // binarisation: prob > thresh (compared in float32)
+  double box_thresh = 0.7;    // boxes scoring below are dropped
+  double unclip_ratio = 1.5;  // growth distance = area * ratio / perimeter
+  int64_t max_candidates = 1000;
+  bool slow_score = false;    // mean over the contour instead of the box
+  bool dilate = false;        // 2x2 dilation of the binary map
+  double min_size = 3;        // boxes whose short side is below are dropped (min_size + 2 after unclip)
+};
+
+// The binary map (height x width bytes, 1 = text) of `prob`.
+void binarize_map(const float* prob, int height, int width, float thresh, bool dilate, uint8_t* out);
+
+// Convex hull of integer points in the order cv::minAreaRect uses: no
+// collinear points, as OpenCV's convexHull(clockwise=false). Writes float points; returns their count.
+int convex_hull(const int64_t* xy, int n, std::vector<float>& hull);
+
+// The ordered min-area rectangle (TL, TR, BR, BL) of integer points, and its short side.
+float min_area_quad(const int64_t* xy, int n, float* quad, std::vector<float>& scratch);
+
+// Box score as the reference box_score_fast: mean of prob under the polygon
+// of the quad's corners truncated to integers, over the quad's bounding window.
+double quad_score(const float* prob, int height, int width, const float* quad,
+                  std::vector<uint8_t>& scratch);
+// Box score as box_score_slow: mean of prob under the contour polygon.
+double contour_score(const float* prob, int height, int width, const int32_t* xy, int n,
+                     std::vector<uint8_t>& scratch);
+
+struct ScoredQuad {
+  float xy[8];  // TL, TR, BR, BL in map pixels
+  float score;
+};
+
+// The whole quad pipeline on one map: contours (RETR_LIST order, the first
+// max_candidates), min-area box, score, unclip, min-area box again, filters.
+std::vector<ScoredQuad> boxes_from_map(const float* prob, int height, int width,
+                                       const PostParams& params);
+
+}  // namespace dbf

@@ -1,0 +1,157 @@
+#include "raster.h"
+
+#include <algorithm>
+
+namespace dbf {
+namespace {
+
+constexpr int kShift = 16;  // fixed-point fraction bits of the scanline edges
+
+// Cohen-Sutherland clipping of a segment to [0, w-1] x [0, h-1], as OpenCV's
+// clipLine (quotients in double, truncated). Moves the ends even when it
+// returns false (nothing left), as OpenCV does; callers rely on that.
+bool clip_line(int64_t w, int64_t h, int64_t& x1, int64_t& y1, int64_t& x2, int64_t& y2) {
+  const int64_t right = w - 1, bottom = h - 1;
+  if (w <= 0 || h <= 0) return false;
+  auto step = [](int64_t a, int64_t b, int64_t c) { return int64_t(double(a) * double(b) / double(c)); };
+  int c1 = (x1 < 0) + (x1 > right) * 2 + (y1 < 0) * 4 + (y1 > bottom) * 8;
+  int c2 = (x2 < 0) + (x2 > right) * 2 + (y2 < 0) * 4 + (y2 > bottom) * 8;
+  if ((c1 & c2) == 0 && (c1 | c2) != 0) {
+    if (c1 & 12) {
+      const int64_t a = c1 < 8 ? 0 : bottom;
+      x1 += step(a - y1, x2 - x1, y2 - y1);
+      y1 = a;
+      c1 = (x1 < 0) + (x1 > right) * 2;
+    }
+    if (c2 & 12) {
+      const int64_t a = c2 < 8 ? 0 : bottom;
+      x2 += step(a - y2, x2 - x1, y2 - y1);
+      y2 = a;
+      c2 = (x2 < 0) + (x2 > right) * 2;
+    }
+    if ((c1 & c2) == 0 && (c1 | c2) != 0) {
+      if (c1) {
+        const int64_t a = c1 == 1 ? 0 : right;
+        y1 += step(a - x1, y2 - y1, x2 - x1);
+        x1 = a;
+        c1 = 0;
+      }
+      if (c2) {
+        const int64_t a = c2 == 1 ? 0 : right;
+        y2 += step(a - x2, y2 - y1, x2 - x1);
+        x2 = a;
+        c2 = 0;
+      }
+    }
+  }
+  return (c1 | c2) == 0;
+}
+
+bool outside(int w, int h, int64_t x1, int64_t y1, int64_t x2, int64_t y2) {
+  return x1 < 0 || x1 >= w || x2 < 0 || x2 >= w || y1 < 0 || y1 >= h || y2 < 0 || y2 >= h;
+}
+
+// 8-connected Bresenham line of the clipped segment, drawn from its left end
+// (OpenCV's LineIterator).
+void draw_line(uint8_t* mask, int w, int h, int64_t x1, int64_t y1, int64_t x2, int64_t y2) {
+  if (outside(w, h, x1, y1, x2, y2) && !clip_line(w, h, x1, y1, x2, y2)) return;
+  if (x2 < x1) {
+    std::swap(x1, x2);
+    std::swap(y1, y2);
+  }
+  const int64_t dx = x2 - x1, sy = y2 < y1 ? -1 : 1, dy = (y2 - y1) * sy;
+  const bool steep = dy > dx;
+  const int64_t major = steep ? dy : dx, minor = steep ? dx : dy;
+  // Each step moves along the major axis, and along the minor one when err < 0.
+  const int64_t major_x = steep ? 0 : 1, major_y = steep ? sy : 0;
+  const int64_t minor_x = steep ? 1 : 0, minor_y = steep ? 0 : sy;
+  int64_t err = major - 2 * minor, x = x1, y = y1;
+  for (int64_t i = 0; i <= major; ++i) {
+    mask[y * w + x] = 1;
+    const bool diagonal = err < 0;
+    err += -2 * minor + (diagonal ? 2 * major : 0);
+    x += major_x + (diagonal ? minor_x : 0);
+    y += major_y + (diagonal ? minor_y : 0);
+  }
+}
+
+struct Edge {
+  int64_t y0, y1, x, dx;  // rows [y0, y1); x at y0 and its step per row in 16.16
+};
+
+// fillPoly of one closed integer polygon into a w x h mask.
+void fill_polygon(uint8_t* mask, int w, int h, const int64_t* xy, int n, std::vector<Edge>& edges) {
+  edges.clear();
+  for (int i = 0; i < n; ++i) {
+    const int p = i == 0 ? n - 1 : i - 1;
+    const int64_t ax = xy[2 * p], ay = xy[2 * p + 1], bx = xy[2 * i], by = xy[2 * i + 1];
+    draw_line(mask, w, h, ax, ay, bx, by);
+    if (ay == by) continue;
+    // The scanline edge follows the part of the segment inside the mask
+    // (OpenCV >= 4.8 clips it, then extends it back to the original rows).
+    int64_t cax = ax, cay = ay, cbx = bx, cby = by;
+    if (outside(w, h, ax, ay, bx, by)) {
+      int64_t tax = ax, tay = ay, tbx = bx, tby = by;
+      clip_line(w, h, tax, tay, tbx, tby);
+      if (tay != tby) cay = tay, cby = tby;
+      cax = tax, cbx = tbx;
+    }
+    const int64_t one = int64_t(1) << kShift;
+    Edge e;
+    e.dx = (cbx * one - cax * one) / (cby - cay);
+    if (ay < by) e.y0 = ay, e.y1 = by, e.x = cax * one + (ay - cay) * e.dx;
+    else e.y0 = by, e.y1 = ay, e.x = cbx * one + (by - cby) * e.dx;
+    edges.push_back(e);
+  }
+  if (edges.size() < 2) return;
+  int64_t y_min = edges[0].y0, y_max = edges[0].y1;
+  for (const Edge& e : edges) y_min = std::min(y_min, e.y0), y_max = std::max(y_max, e.y1);
+  y_max = std::min<int64_t>(y_max, h);
+  std::vector<int64_t> xs;
+  for (int64_t y = std::max<int64_t>(y_min, 0); y < y_max; ++y) {
+    xs.clear();
+    for (const Edge& e : edges) {
+      if (e.y0 <= y && y < e.y1) xs.push_back(e.x + (y - e.y0) * e.dx);
+    }
+    std::sort(xs.begin(), xs.end());
+    uint8_t* row = mask + y * w;
+    for (size_t k = 0; k + 1 < xs.size(); k += 2) {
+      int64_t a = (xs[k] + (int64_t(1) << kShift) - 1) >> kShift, b = xs[k + 1] >> kShift;
+      if (a >= w || b < 0) continue;
+      a = std::max<int64_t>(a, 0);
+      b = std::min<int64_t>(b, w - 1);
+      for (int64_t x = a; x <= b; ++x) row[x] = 1;
+    }
+  }
+}
+
+}  // namespace
+
+void fill_polygon_mask(uint8_t* mask, int height, int width, const int64_t* xy, int n) {
+  thread_local std::vector<Edge> edges;
+  if (n > 0 && height > 0 && width > 0) fill_polygon(mask, width, height, xy, n, edges);
+}
+
+double polygon_mean(const float* prob, int height, int width, const int32_t* xy, int n, int x0,
+                    int y0, int x1, int y1, std::vector<uint8_t>& scratch) {
+  x0 = std::clamp(x0, 0, width - 1), x1 = std::clamp(x1, 0, width - 1);
+  y0 = std::clamp(y0, 0, height - 1), y1 = std::clamp(y1, 0, height - 1);
+  if (x1 < x0 || y1 < y0 || n <= 0) return 0.0;
+  const int w = x1 - x0 + 1, h = y1 - y0 + 1;
+  scratch.assign(size_t(w) * h, 0);
+  std::vector<int64_t> local(2 * size_t(n));
+  for (int i = 0; i < n; ++i) local[2 * i] = int64_t(xy[2 * i]) - x0, local[2 * i + 1] = int64_t(xy[2 * i + 1]) - y0;
+  fill_polygon_mask(scratch.data(), h, w, local.data(), n);
+  double sum = 0.0;
+  int64_t count = 0;
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* m = scratch.data() + size_t(y) * w;
+    const float* p = prob + size_t(y + y0) * width + x0;
+    for (int x = 0; x < w; ++x) {
+      if (m[x]) sum += p[x], ++count;
+    }
+  }
+  return count > 0 ? sum / double(count) : 0.0;
+}
+
+}  // namespace dbf
