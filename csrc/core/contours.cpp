@@ -1,6 +1,9 @@
 #include "contours.h"
 
+#include "clones.h"
+
 #include <algorithm>
+#include <cstring>
 
 namespace dbf {
 namespace {
@@ -14,17 +17,54 @@ constexpr int8_t kRightBound = -2; // on a traced border whose right neighbour i
 constexpr int kStepX[8] = {1, 1, 0, -1, -1, -1, 0, 1};
 constexpr int kStepY[8] = {0, -1, -1, -1, 0, 1, 1, 1};
 
+// Reused per thread: a fresh buffer per map would cost page faults.
+std::vector<int8_t>& label_buffer(size_t size) {
+  thread_local std::vector<int8_t> buffer;
+  buffer.assign(size, 0);
+  return buffer;
+}
+
+// prob > thresh as 0/1 bytes; NaN gives 0. Wide variants: this pass reads the whole map.
+DBF_CPU_CLONES void threshold_row(const float* in, int8_t* out, int n, float thresh) {
+  for (int x = 0; x < n; ++x) out[x] = in[x] > thresh;
+}
+
+uint64_t load8(const int8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 class BorderTracer {
  public:
-  BorderTracer(const uint8_t* mask, int height, int width, bool simple)
+  // Labels: the map with a frame of background, 1 = foreground.
+  BorderTracer(int height, int width, bool simple)
       : height_(height), width_(width), stride_(width + 2), simple_(simple),
-        label_(size_t(height + 2) * size_t(width + 2), 0) {
-    for (int y = 0; y < height; ++y) {
-      const uint8_t* row = mask + size_t(y) * width;
-      int8_t* out = &label_[size_t(y + 1) * stride_ + 1];
-      for (int x = 0; x < width; ++x) out[x] = row[x] != 0 ? kUnvisited : 0;
-    }
+        label_(label_buffer(size_t(height + 2) * size_t(width + 2))) {
     for (int s = 0; s < 16; ++s) step_[s] = kStepX[s & 7] + int64_t(kStepY[s & 7]) * stride_;
+  }
+
+  int8_t* row(int y) { return &label_[size_t(y + 1) * stride_ + 1]; }
+
+  void fill_from_mask(const uint8_t* mask) {
+    for (int y = 0; y < height_; ++y) {
+      const uint8_t* in = mask + size_t(y) * width_;
+      int8_t* out = row(y);
+      for (int x = 0; x < width_; ++x) out[x] = in[x] != 0;
+    }
+  }
+
+  void fill_from_map(const float* prob, float thresh, bool dilate) {
+    for (int y = 0; y < height_; ++y) threshold_row(prob + size_t(y) * width_, row(y), width_, thresh);
+    if (!dilate) return;
+    // Bottom-up so that the row above is still undilated; the frame reads as 0.
+    std::vector<int8_t> dilated(width_);
+    for (int y = height_ - 1; y >= 0; --y) {
+      int8_t* cur = row(y);
+      const int8_t* up = cur - stride_;
+      for (int x = 0; x < width_; ++x) dilated[x] = cur[x] | cur[x - 1] | up[x] | up[x - 1];
+      std::memcpy(cur, dilated.data(), size_t(width_));
+    }
   }
 
   // Raster scan: a border starts at an unvisited pixel after background
@@ -32,10 +72,14 @@ class BorderTracer {
   // bound (hole border, traced from that pixel).
   void run(std::vector<int32_t>& xy, std::vector<int64_t>& starts) {
     for (int y = 0; y < height_; ++y) {
-      int8_t* row = &label_[size_t(y + 1) * stride_ + 1];
+      int8_t* line = row(y);
       int8_t prev = 0;
       for (int x = 0; x < width_; ++x) {
-        const int8_t p = row[x];
+        // Skip runs equal to prev eight pixels at a time (most of a map is background).
+        const uint64_t run = 0x0101010101010101ull * uint8_t(prev);
+        while (x + 8 <= width_ && load8(line + x) == run) x += 8;
+        if (x >= width_) break;
+        const int8_t p = line[x];
         if (p == prev) continue;
         const bool outer = prev == 0 && p == kUnvisited;
         const bool hole = !outer && p == 0 && prev >= 1;
@@ -43,7 +87,7 @@ class BorderTracer {
           starts.push_back(int64_t(xy.size() / 2));
           const int sx = hole ? x - 1 : x;
           follow(int64_t(y + 1) * stride_ + sx + 1, sx, y, hole, xy);
-          prev = row[x];
+          prev = line[x];
         } else {
           prev = p;
         }
@@ -101,20 +145,15 @@ class BorderTracer {
   int height_, width_;
   int64_t stride_;
   bool simple_;
-  std::vector<int8_t> label_;
+  std::vector<int8_t>& label_;
   int64_t step_[16];
 };
 
-}  // namespace
-
-Contours trace_contours(const uint8_t* mask, int height, int width, bool simple) {
+// OpenCV lists the borders last-found first.
+Contours reversed(const std::vector<int32_t>& xy, std::vector<int64_t>& starts) {
   Contours out;
-  std::vector<int32_t> xy;
-  std::vector<int64_t> starts;
-  if (height > 0 && width > 0) BorderTracer(mask, height, width, simple).run(xy, starts);
-  const int64_t count = int64_t(starts.size()), total = int64_t(xy.size() / 2);
-  starts.push_back(total);
-  // OpenCV lists the borders last-found first.
+  const int64_t count = int64_t(starts.size());
+  starts.push_back(int64_t(xy.size() / 2));
   out.xy.reserve(xy.size());
   out.offsets.reserve(count + 1);
   out.offsets.push_back(0);
@@ -123,6 +162,30 @@ Contours trace_contours(const uint8_t* mask, int height, int width, bool simple)
     out.offsets.push_back(int64_t(out.xy.size() / 2));
   }
   return out;
+}
+
+}  // namespace
+
+Contours trace_contours(const uint8_t* mask, int height, int width, bool simple) {
+  std::vector<int32_t> xy;
+  std::vector<int64_t> starts;
+  if (height > 0 && width > 0) {
+    BorderTracer tracer(height, width, simple);
+    tracer.fill_from_mask(mask);
+    tracer.run(xy, starts);
+  }
+  return reversed(xy, starts);
+}
+
+Contours trace_map_contours(const float* prob, int height, int width, float thresh, bool dilate) {
+  std::vector<int32_t> xy;
+  std::vector<int64_t> starts;
+  if (height > 0 && width > 0) {
+    BorderTracer tracer(height, width, true);
+    tracer.fill_from_map(prob, thresh, dilate);
+    tracer.run(xy, starts);
+  }
+  return reversed(xy, starts);
 }
 
 }  // namespace dbf

@@ -20,4 +20,10 @@ struct Contours {
 // every border pixel (CHAIN_APPROX_NONE).
 Contours trace_contours(const uint8_t* mask, int height, int width, bool simple);
 
+// The same on the binary map prob > thresh (compared in float32; NaN is
+// background), optionally dilated by a 2x2 kernel as cv2.dilate(ones((2, 2)))
+// (anchor at the kernel's centre: a pixel is set when it or its left, upper
+// or upper-left neighbour is). Chains are simple.
+Contours trace_map_contours(const float* prob, int height, int width, float thresh, bool dilate);
+
 }  // namespace dbf

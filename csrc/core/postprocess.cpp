@@ -9,24 +9,6 @@
 
 namespace dbf {
 
-void binarize_map(const float* prob, int height, int width, float thresh, bool dilate, uint8_t* out) {
-  const size_t plane = size_t(height) * width;
-  for (size_t i = 0; i < plane; ++i) out[i] = prob[i] > thresh;  // NaN is background
-  if (!dilate) return;
-  // cv2.dilate with a 2x2 kernel (anchor at its centre (1, 1)): a pixel is set
-  // when it or its left, upper or upper-left neighbour is. In place, bottom-up.
-  for (int y = height - 1; y >= 0; --y) {
-    uint8_t* row = out + size_t(y) * width;
-    const uint8_t* up = y > 0 ? row - width : nullptr;
-    for (int x = width - 1; x >= 0; --x) {
-      uint8_t v = row[x];
-      if (x > 0) v |= row[x - 1];
-      if (up) v |= up[x] | (x > 0 ? up[x - 1] : 0);
-      row[x] = v;
-    }
-  }
-}
-
 int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -105,9 +87,8 @@ std::vector<ScoredQuad> boxes_from_map(const float* prob, int height, int width,
                                        const PostParams& params) {
   std::vector<ScoredQuad> result;
   if (height <= 0 || width <= 0) return result;
-  std::vector<uint8_t> bitmap(size_t(height) * width), raster;
-  binarize_map(prob, height, width, params.thresh, params.dilate, bitmap.data());
-  const Contours contours = trace_contours(bitmap.data(), height, width, true);
+  std::vector<uint8_t> raster;
+  const Contours contours = trace_map_contours(prob, height, width, params.thresh, params.dilate);
   const int64_t candidates = std::min(contours.count(), params.max_candidates);
   std::vector<int64_t> points, grown;
   std::vector<float> hull;

@@ -20,9 +20,6 @@ struct PostParams {
   double min_size = 3;        // boxes whose short side is below are dropped (min_size + 2 after unclip)
 };
 
-// The binary map (height x width bytes, 1 = text) of `prob`.
-void binarize_map(const float* prob, int height, int width, float thresh, bool dilate, uint8_t* out);
-
 // Convex hull of integer points in the order cv::minAreaRect uses: no
 // collinear points, as OpenCV's convexHull(clockwise=false). Writes float points; returns their count.
 int convex_hull(const int64_t* xy, int n, std::vector<float>& hull);

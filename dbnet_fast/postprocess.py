@@ -1,0 +1,157 @@
+"""DBPostProcessor: batches of DB probability maps to text boxes or polygons.
+
+The default output equals PaddleOCR's DBPostProcess (and MhLiao/DB's
+SegDetectorRepresenter) on the same maps and settings: same boxes (up to the
+final rounding: we return float coordinates, PaddleOCR rounds them), same
+scores. The quad pipeline runs natively, one image per CPU thread
+(:func:`dbnet_fast.ops.db_boxes`). Maps on a CUDA device are copied to the
+host once per batch (the only transfer) and processed there.
+
+Polygon output follows PaddleOCR's polygons_from_bitmap: contours (native),
+``cv2.approxPolyDP`` with epsilon 0.002 x perimeter, fast score (native),
+unclip with pyclipper, a polygon kept when the unclip gives one path whose
+min-area box has a short side >= min_size + 2. It needs opencv and pyclipper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from dbnet_fast.ops import postprocess as ops
+
+OUTPUTS = ("quad", "poly")
+
+
+@dataclass
+class Detections:
+    """The text found in one image, in original-image pixels.
+
+    boxes: float32 tensor (N, 4, 2), corners TL, TR, BR, BL as (x, y), for
+    ``output="quad"``; a list of N float32 tensors (K_i, 2) for ``"poly"``.
+    scores: float32 tensor (N,), the mean probability under each box.
+    """
+
+    boxes: torch.Tensor | list[torch.Tensor]
+    scores: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+@dataclass
+class DBPostProcessor:
+    """Probability maps (B, 1, H, W) or (B, H, W) -> one :class:`Detections` per image.
+
+    thresh: binarisation threshold (prob > thresh). box_thresh: boxes whose
+    score is lower are dropped. unclip_ratio: boxes grow by area * ratio /
+    perimeter. max_candidates: contours considered per image, in
+    ``cv2.findContours(RETR_LIST)`` order. score_mode: "fast" (mean under the
+    box) or "slow" (under the contour). use_dilation: dilate the binary map by
+    a 2x2 kernel first. min_size: boxes whose short side is below are dropped
+    (below min_size + 2 after unclip).
+    """
+
+    thresh: float = 0.3
+    box_thresh: float = 0.7
+    unclip_ratio: float = 1.5
+    max_candidates: int = 1000
+    output: str = "quad"
+    score_mode: str = "fast"
+    use_dilation: bool = False
+    min_size: float = 3.0
+
+    def __post_init__(self):
+        if self.output not in OUTPUTS:
+            raise ValueError(f"DBPostProcessor: output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.score_mode not in ops.SCORE_MODES:
+            raise ValueError(
+                f"DBPostProcessor: score_mode must be one of {ops.SCORE_MODES}, got {self.score_mode!r}"
+            )
+
+    def __call__(self, prob: torch.Tensor, sizes=None) -> list[Detections]:
+        """``sizes``: each image's original (height, width) (a (B, 2) tensor or
+        array, or a sequence of pairs); by default the map size."""
+        maps = _as_maps(prob)
+        batch, height, width = maps.shape
+        dest = _as_sizes(sizes, batch, height, width)
+        if self.output == "poly":
+            return [self._polygons(maps[b], dest[b]) for b in range(batch)]
+        boxes, scores, counts = ops.db_boxes(
+            maps, dest, thresh=self.thresh, box_thresh=self.box_thresh,
+            unclip_ratio=self.unclip_ratio, max_candidates=self.max_candidates,
+            score_mode=self.score_mode, use_dilation=self.use_dilation, min_size=self.min_size,
+        )
+        splits = counts.tolist()
+        return [Detections(b, s) for b, s in zip(boxes.split(splits), scores.split(splits))]
+
+    def _polygons(self, prob: torch.Tensor, dest: torch.Tensor) -> Detections:
+        import cv2
+        import pyclipper
+
+        height, width = prob.shape
+        bitmap = prob > np.float32(self.thresh)
+        if self.use_dilation:
+            bitmap = torch.from_numpy(cv2.dilate(bitmap.numpy().astype(np.uint8), np.ones((2, 2), np.uint8)))
+        points, offsets = ops.find_contours(bitmap)
+        polygons, scores = [], []
+        dest_h, dest_w = (float(v) for v in dest)
+        for k in range(min(offsets.numel() - 1, self.max_candidates)):
+            contour = points[offsets[k]:offsets[k + 1]].numpy().reshape(-1, 1, 2)
+            epsilon = 0.002 * cv2.arcLength(contour, True)
+            approx = cv2.approxPolyDP(contour, epsilon, True).reshape(-1, 2)
+            if approx.shape[0] < 4:
+                continue
+            approx_t = torch.from_numpy(approx.astype(np.int32))
+            score = float(ops.contour_scores(prob, approx_t, torch.tensor([0, approx.shape[0]]))[0])
+            if self.box_thresh > score:
+                continue
+            area = abs(cv2.contourArea(approx.astype(np.float32)))
+            perimeter = cv2.arcLength(approx.reshape(-1, 1, 2).astype(np.float32), True)
+            offset = pyclipper.PyclipperOffset()
+            offset.AddPath(approx.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+            grown = offset.Execute(area * self.unclip_ratio / perimeter) if perimeter > 0 else []
+            if len(grown) != 1:
+                continue
+            grown = np.asarray(grown[0], np.int64)
+            _, side = ops.min_area_boxes(torch.from_numpy(grown), torch.tensor([0, len(grown)]))
+            if float(side[0]) < self.min_size + 2:
+                continue
+            polygon = torch.from_numpy(grown.astype(np.float32))
+            polygon[:, 0] = (polygon[:, 0] / width * dest_w).clamp(0, dest_w)
+            polygon[:, 1] = (polygon[:, 1] / height * dest_h).clamp(0, dest_h)
+            polygons.append(polygon)
+            scores.append(score)
+        return Detections(polygons, torch.tensor(scores, dtype=torch.float32))
+
+
+def _as_maps(prob) -> torch.Tensor:
+    if isinstance(prob, np.ndarray):
+        prob = torch.from_numpy(prob)
+    if not isinstance(prob, torch.Tensor):
+        raise TypeError(f"DBPostProcessor: prob must be a tensor, got {type(prob).__name__}")
+    if prob.dim() == 4:
+        if prob.shape[1] != 1:
+            raise ValueError(f"DBPostProcessor: prob must be (B, 1, H, W) or (B, H, W), got {tuple(prob.shape)}")
+        prob = prob[:, 0]
+    if prob.dim() != 3:
+        raise ValueError(f"DBPostProcessor: prob must be (B, 1, H, W) or (B, H, W), got {tuple(prob.shape)}")
+    if not prob.is_floating_point():
+        raise TypeError(f"DBPostProcessor: prob must be a floating tensor, got {prob.dtype}")
+    return prob.detach().to("cpu", torch.float32).contiguous()
+
+
+def _as_sizes(sizes, batch: int, height: int, width: int) -> torch.Tensor:
+    if sizes is None:
+        return torch.tensor([[height, width]] * batch, dtype=torch.int64)
+    dest = torch.as_tensor(np.asarray(sizes.cpu() if isinstance(sizes, torch.Tensor) else sizes), dtype=torch.float64)
+    if dest.dim() == 1 and dest.numel() == 2:
+        dest = dest.expand(batch, 2)
+    if tuple(dest.shape) != (batch, 2):
+        raise ValueError(f"DBPostProcessor: sizes must give (height, width) for each of the {batch} images")
+    if not bool(torch.isfinite(dest).all()) or bool((dest <= 0).any()) or bool((dest != dest.round()).any()):
+        raise ValueError("DBPostProcessor: sizes must be positive integers")
+    return dest.to(torch.int64)
