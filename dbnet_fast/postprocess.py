@@ -109,8 +109,7 @@ class DBPostProcessor:
             score = float(ops.contour_scores(prob, approx_t, torch.tensor([0, approx.shape[0]]))[0])
             if self.box_thresh > score:
                 continue
-            area = abs(cv2.contourArea(approx.astype(np.float32)))
-            perimeter = cv2.arcLength(approx.reshape(-1, 1, 2).astype(np.float32), True)
+            area, perimeter = _area_perimeter(approx.astype(np.float64))
             offset = pyclipper.PyclipperOffset()
             offset.AddPath(approx.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
             grown = offset.Execute(area * self.unclip_ratio / perimeter) if perimeter > 0 else []
@@ -126,6 +125,12 @@ class DBPostProcessor:
             polygons.append(polygon)
             scores.append(score)
         return Detections(polygons, torch.tensor(scores, dtype=torch.float32))
+
+
+def _area_perimeter(points: np.ndarray) -> tuple[float, float]:
+    x, y = points[:, 0], points[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)))
+    return area, float(np.linalg.norm(points - np.roll(points, -1, axis=0), axis=1).sum())
 
 
 def _as_maps(prob) -> torch.Tensor:
@@ -152,6 +157,6 @@ def _as_sizes(sizes, batch: int, height: int, width: int) -> torch.Tensor:
         dest = dest.expand(batch, 2)
     if tuple(dest.shape) != (batch, 2):
         raise ValueError(f"DBPostProcessor: sizes must give (height, width) for each of the {batch} images")
-    if not bool(torch.isfinite(dest).all()) or bool((dest <= 0).any()) or bool((dest != dest.round()).any()):
-        raise ValueError("DBPostProcessor: sizes must be positive integers")
+    if not bool(torch.isfinite(dest).all()) or bool((dest < 0).any()) or bool((dest != dest.round()).any()):
+        raise ValueError("DBPostProcessor: sizes must be non-negative integers")
     return dest.to(torch.int64)

@@ -24,9 +24,15 @@ std::vector<int8_t>& label_buffer(size_t size) {
   return buffer;
 }
 
-// prob > thresh as 0/1 bytes; NaN gives 0. Wide variants: this pass reads the whole map.
-DBF_CPU_CLONES void threshold_row(const float* in, int8_t* out, int n, float thresh) {
-  for (int x = 0; x < n; ++x) out[x] = in[x] > thresh;
+// prob > thresh as 0/1 bytes; returns whether the row holds NaN or inf (v - v
+// is then NaN). Wide variants: this pass reads the whole map.
+DBF_CPU_CLONES bool threshold_row(const float* in, int8_t* out, int n, float thresh) {
+  int non_finite = 0;
+  for (int x = 0; x < n; ++x) {
+    out[x] = in[x] > thresh;
+    non_finite |= (in[x] - in[x]) != 0.f;
+  }
+  return non_finite != 0;
 }
 
 uint64_t load8(const int8_t* p) {
@@ -54,9 +60,12 @@ class BorderTracer {
     }
   }
 
-  void fill_from_map(const float* prob, float thresh, bool dilate) {
-    for (int y = 0; y < height_; ++y) threshold_row(prob + size_t(y) * width_, row(y), width_, thresh);
-    if (!dilate) return;
+  // False if the map holds NaN or inf.
+  bool fill_from_map(const float* prob, float thresh, bool dilate) {
+    bool non_finite = false;
+    for (int y = 0; y < height_; ++y) non_finite |= threshold_row(prob + size_t(y) * width_, row(y), width_, thresh);
+    if (non_finite) return false;
+    if (!dilate) return true;
     // Bottom-up so that the row above is still undilated; the frame reads as 0.
     std::vector<int8_t> dilated(width_);
     for (int y = height_ - 1; y >= 0; --y) {
@@ -65,6 +74,7 @@ class BorderTracer {
       for (int x = 0; x < width_; ++x) dilated[x] = cur[x] | cur[x - 1] | up[x] | up[x - 1];
       std::memcpy(cur, dilated.data(), size_t(width_));
     }
+    return true;
   }
 
   // Raster scan: a border starts at an unvisited pixel after background
@@ -177,13 +187,15 @@ Contours trace_contours(const uint8_t* mask, int height, int width, bool simple)
   return reversed(xy, starts);
 }
 
-Contours trace_map_contours(const float* prob, int height, int width, float thresh, bool dilate) {
+Contours trace_map_contours(const float* prob, int height, int width, float thresh, bool dilate,
+                            bool* finite) {
   std::vector<int32_t> xy;
   std::vector<int64_t> starts;
+  *finite = true;
   if (height > 0 && width > 0) {
     BorderTracer tracer(height, width, true);
-    tracer.fill_from_map(prob, thresh, dilate);
-    tracer.run(xy, starts);
+    *finite = tracer.fill_from_map(prob, thresh, dilate);
+    if (*finite) tracer.run(xy, starts);
   }
   return reversed(xy, starts);
 }

@@ -23,7 +23,9 @@ Contours trace_contours(const uint8_t* mask, int height, int width, bool simple)
 // The same on the binary map prob > thresh (compared in float32; NaN is
 // background), optionally dilated by a 2x2 kernel as cv2.dilate(ones((2, 2)))
 // (anchor at the kernel's centre: a pixel is set when it or its left, upper
-// or upper-left neighbour is). Chains are simple.
-Contours trace_map_contours(const float* prob, int height, int width, float thresh, bool dilate);
+// or upper-left neighbour is). Chains are simple. A map holding NaN or inf
+// gives no contour and *finite = false.
+Contours trace_map_contours(const float* prob, int height, int width, float thresh, bool dilate,
+                            bool* finite);
 
 }  // namespace dbf

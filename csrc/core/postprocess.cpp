@@ -10,37 +10,70 @@
 namespace dbf {
 
 int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
-  std::vector<int> order(n);
+  thread_local std::vector<int> order, chain, shifted;
+  order.resize(n);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int a, int b) {
-    return xy[2 * a] != xy[2 * b] ? xy[2 * a] < xy[2 * b] : xy[2 * a + 1] < xy[2 * b + 1];
-  });
+  auto less = [&](int a, int b) {
+    if (xy[2 * a] != xy[2 * b]) return xy[2 * a] < xy[2 * b];
+    if (xy[2 * a + 1] != xy[2 * b + 1]) return xy[2 * a + 1] < xy[2 * b + 1];
+    return a < b;  // of equal points, the first one represents them
+  };
+  std::sort(order.begin(), order.end(), less);
+  auto same = [&](int a, int b) { return xy[2 * a] == xy[2 * b] && xy[2 * a + 1] == xy[2 * b + 1]; };
+  // Of equal points the first one stands for all (OpenCV's pick among equal
+  // points depends on its sort; this choice agrees with it almost always).
+  order.erase(std::unique(order.begin(), order.end(), same), order.end());
+  const int u = int(order.size());
   auto cross = [&](int o, int a, int b) {
     return (xy[2 * a] - xy[2 * o]) * (xy[2 * b + 1] - xy[2 * o + 1]) -
            (xy[2 * a + 1] - xy[2 * o + 1]) * (xy[2 * b] - xy[2 * o]);
   };
   // Monotone chain, strictly convex: the larger-y chain left to right, then
   // the smaller-y chain back.
-  std::vector<int> chain;
-  chain.reserve(2 * size_t(n));
+  chain.clear();
   for (int pass = 0; pass < 2; ++pass) {
     const size_t floor = chain.size();
-    for (int t = 0; t < n; ++t) {
-      const int i = pass == 0 ? order[t] : order[n - 1 - t];
+    for (int t = 0; t < u; ++t) {
+      const int i = pass == 0 ? order[t] : order[u - 1 - t];
       while (chain.size() >= floor + 2 && cross(chain[chain.size() - 2], chain.back(), i) >= 0) chain.pop_back();
-      if (chain.size() >= floor + 1 && xy[2 * chain.back()] == xy[2 * i] && xy[2 * chain.back() + 1] == xy[2 * i + 1]) continue;
       chain.push_back(i);
     }
     chain.pop_back();  // the end point starts the next chain (or closes the hull)
   }
   if (chain.empty() && n > 0) chain.push_back(order[0]);
-  // OpenCV's counter-clockwise order (convexHull(clockwise=false)): the
-  // reverse of this chain, starting at the largest point in (x, y) order.
+  // OpenCV's order (convexHull(clockwise=false)): the reverse of this chain,
+  // from the largest point in (x, y) order ...
   std::reverse(chain.begin(), chain.end());
-  const auto largest = std::max_element(chain.begin(), chain.end(), [&](int a, int b) {
-    return xy[2 * a] != xy[2 * b] ? xy[2 * a] < xy[2 * b] : xy[2 * a + 1] < xy[2 * b + 1];
-  });
-  std::rotate(chain.begin(), largest, chain.end());
+  std::rotate(chain.begin(), std::max_element(chain.begin(), chain.end(), less), chain.end());
+  // ... then shifted cyclically to start at the smallest (or largest) input
+  // index when that makes the indices run in one direction.
+  const int m = int(chain.size());
+  if (m >= 3) {
+    int min_i = 0, max_i = 0, rises = 0;
+    for (int i = 1; i < m; ++i) {
+      rises += chain[i - 1] < chain[i];
+      if (rises > 1 && rises <= i - 2) break;
+      if (chain[i] < chain[min_i]) min_i = i;
+      if (chain[i] > chain[max_i]) max_i = i;
+    }
+    const int span = std::abs(max_i - min_i);
+    if ((span == 1 || span == m - 1) && (rises <= 1 || rises >= m - 2)) {
+      const bool ascending = (max_i + 1) % m == min_i;
+      const int start = ascending ? min_i : max_i;
+      if (start > 0) {
+        shifted.resize(m);
+        bool monotone = true;
+        for (int i = 0, j = start; i < m; ++i, j = (j + 1) % m) {
+          shifted[i] = chain[j];
+          if (i < m - 1 && ascending != (chain[j] < chain[(j + 1) % m])) {
+            monotone = false;
+            break;
+          }
+        }
+        if (monotone) chain.swap(shifted);
+      }
+    }
+  }
   hull.resize(2 * chain.size());
   for (size_t k = 0; k < chain.size(); ++k) {
     hull[2 * k] = float(xy[2 * chain[k]]);
@@ -83,12 +116,14 @@ double contour_score(const float* prob, int height, int width, const int32_t* xy
   return polygon_mean(prob, height, width, xy, n, lo_x, lo_y, hi_x, hi_y, scratch);
 }
 
-std::vector<ScoredQuad> boxes_from_map(const float* prob, int height, int width,
-                                       const PostParams& params) {
-  std::vector<ScoredQuad> result;
-  if (height <= 0 || width <= 0) return result;
+bool boxes_from_map(const float* prob, int height, int width, const PostParams& params,
+                    std::vector<ScoredQuad>& result) {
+  result.clear();
+  if (height <= 0 || width <= 0) return true;
   std::vector<uint8_t> raster;
-  const Contours contours = trace_map_contours(prob, height, width, params.thresh, params.dilate);
+  bool finite = true;
+  const Contours contours = trace_map_contours(prob, height, width, params.thresh, params.dilate, &finite);
+  if (!finite) return false;
   const int64_t candidates = std::min(contours.count(), params.max_candidates);
   std::vector<int64_t> points, grown;
   std::vector<float> hull;
@@ -120,7 +155,7 @@ std::vector<ScoredQuad> boxes_from_map(const float* prob, int height, int width,
     box.score = float(score);
     result.push_back(box);
   }
-  return result;
+  return true;
 }
 
 }  // namespace dbf

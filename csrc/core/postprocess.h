@@ -42,7 +42,8 @@ struct ScoredQuad {
 
 // The whole quad pipeline on one map: contours (RETR_LIST order, the first
 // max_candidates), min-area box, score, unclip, min-area box again, filters.
-std::vector<ScoredQuad> boxes_from_map(const float* prob, int height, int width,
-                                       const PostParams& params);
+// False (and no box) if the map holds NaN or inf.
+bool boxes_from_map(const float* prob, int height, int width, const PostParams& params,
+                    std::vector<ScoredQuad>& result);
 
 }  // namespace dbf

@@ -47,12 +47,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cpu(const at::Tensor& prob,
   const int64_t batch = maps.size(0), height = maps.size(1), width = maps.size(2);
   TORCH_CHECK(height < (1 << 24) && width < (1 << 24), "db_boxes: map too large");
   std::vector<std::vector<ScoredQuad>> found(batch);
+  std::vector<char> finite(batch);
   const float* base = maps.const_data_ptr<float>();
   at::parallel_for(0, batch, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      found[b] = boxes_from_map(base + b * height * width, int(height), int(width), params);
+      finite[b] = boxes_from_map(base + b * height * width, int(height), int(width), params, found[b]);
     }
   });
+  for (int64_t b = 0; b < batch; ++b) {
+    TORCH_CHECK_VALUE(finite[b], "db_boxes: prob holds NaN or inf (image ", b, ")");
+  }
   int64_t total = 0;
   for (const auto& f : found) total += int64_t(f.size());
   at::Tensor boxes = at::empty({total, 4, 2}, at::kFloat), scores = at::empty({total}, at::kFloat);

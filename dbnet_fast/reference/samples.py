@@ -45,3 +45,23 @@ def total_text_like(rng: np.random.Generator, size, count: int = 10) -> list[np.
         top, bottom = base - normal * h / 2, base + normal * h / 2
         polygons.append(np.concatenate([top, bottom[::-1]]))
     return polygons
+
+
+def probability_map(rng: np.random.Generator, size, count: int = 30, ring: bool = True) -> np.ndarray:
+    """A DB-like probability map (H, W) float32: blurred high-probability word
+    boxes (rotated, some touching or crossing the border, some ring-shaped so
+    that hole contours appear) on a low, noisy background."""
+    import cv2
+
+    height, width = size
+    canvas = np.zeros((height, width), np.float32)
+    for quad in icdar_like(rng, size, count):
+        level = float(rng.uniform(0.4, 1.0))
+        cv2.fillPoly(canvas, [np.round(quad).astype(np.int32)], level)
+        if ring and rng.random() < 0.15:  # a hole inside the word
+            centre = quad.mean(axis=0)
+            cv2.fillPoly(canvas, [np.round(centre + (quad - centre) * 0.4).astype(np.int32)], 0.0)
+    sigma = float(rng.uniform(0.8, 2.0))
+    canvas = cv2.GaussianBlur(canvas, (0, 0), sigma)
+    canvas += rng.normal(0, 0.05, canvas.shape).astype(np.float32)
+    return np.clip(canvas, 0, 1).astype(np.float32)
