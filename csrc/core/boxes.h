@@ -17,6 +17,21 @@ struct RotatedBox {
 // The minimum-area rectangle around a convex hull given as n float points
 // (x, y interleaved) in OpenCV's hull order (see convex_hull), n >= 1, as
 // cv::minAreaRect.
+// The angle of side vector (x, y) in degrees, brought into [-90, 0) as OpenCV
+// >= 4.5.1 reports it (in double, rounded once); a quarter turn swaps the sides.
+DBF_HOST_DEVICE void set_angle(RotatedBox& box, double x, double y) {
+  double degrees = atan2(y, x) * 180 / 3.14159265358979323846;
+  if (degrees >= 90) degrees -= 180;
+  else if (degrees < -90) degrees += 180;
+  if (degrees >= 0) {
+    degrees -= 90;
+    const float w = box.width;
+    box.width = box.height;
+    box.height = w;
+  }
+  box.angle = float(degrees);
+}
+
 DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
   RotatedBox box;
   if (n == 1) {
@@ -29,7 +44,7 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
     box.cy = (hull[1] + hull[3]) * 0.5f;
     const double dx = double(hull[2]) - hull[0], dy = double(hull[3]) - hull[1];
     box.width = float(sqrt(dx * dx + dy * dy));
-    box.angle = float(float(atan2(dy, dx)) * 180 / 3.14159265358979323846);
+    set_angle(box, dx, dy);
     return box;
   }
   // Edge vectors and the extreme points that start the four calipers.
@@ -112,7 +127,7 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
   box.cy = py + (v1y + v2y) * 0.5f;
   box.width = float(sqrt(double(v1x) * v1x + double(v1y) * v1y));
   box.height = float(sqrt(double(v2x) * v2x + double(v2y) * v2y));
-  box.angle = float(float(atan2(double(v1y), double(v1x))) * 180 / 3.14159265358979323846);
+  set_angle(box, v1x, v1y);
   return box;
 }
 
@@ -124,10 +139,11 @@ DBF_HOST_DEVICE void box_points(const RotatedBox& box, float* pt) {
   pt[1] = box.cy + b * box.height - a * box.width;
   pt[2] = box.cx + a * box.height - b * box.width;
   pt[3] = box.cy - b * box.height - a * box.width;
-  pt[4] = 2 * box.cx - pt[0];
-  pt[5] = 2 * box.cy - pt[1];
-  pt[6] = 2 * box.cx - pt[2];
-  pt[7] = 2 * box.cy - pt[3];
+  // OpenCV 5 computes the opposite corners the same way (4.x took 2 c - p).
+  pt[4] = box.cx + a * box.height + b * box.width;
+  pt[5] = box.cy - b * box.height + a * box.width;
+  pt[6] = box.cx - a * box.height + b * box.width;
+  pt[7] = box.cy + b * box.height + a * box.width;
 }
 
 // Reorders the corners as PaddleOCR's get_mini_boxes: sorted by x (stably),
