@@ -33,6 +33,7 @@ env: $(ENV_STAMP)
 # The package in editable mode with its test extras, built against the venv's torch.
 $(BUILD_STAMP): $(ENV_STAMP) $(NATIVE_SOURCES) pyproject.toml
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	touch $@
 
 build: $(BUILD_STAMP)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import devices, run
+from common import devices, one_thread, run
 from dbnet_fast.ops import db_targets, db_targets_batch
 from dbnet_fast.reference.samples import icdar_like, total_text_like
 
@@ -19,18 +19,6 @@ from dbnet_fast.reference import db_targets_reference  # noqa: E402
 
 SIZE = (640, 640)
 IMAGES = {"icdar (30 quads)": icdar_like, "totaltext (10 curves)": total_text_like}
-
-
-def one_thread(fn):
-    def call():
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn()
-        finally:
-            torch.set_num_threads(before)
-
-    return call
 
 
 @pytest.mark.parametrize("variant", ["dbnet_fast", "reference"])

@@ -30,6 +30,20 @@ def rounds() -> int:
     return int(os.environ.get("DBF_BENCH_ROUNDS", "15"))
 
 
+def one_thread(fn):
+    """fn run with torch's intra-op thread pool limited to one thread."""
+
+    def call():
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn()
+        finally:
+            torch.set_num_threads(before)
+
+    return call
+
+
 def run(benchmark, fn, *, device: str, op: str, variant: str, role: str, group: str) -> None:
     """Time fn (calls per round: 1 on the CPU, 20 on CUDA with one sync per round)."""
     inner = 20 if device == "cuda" else 1

@@ -53,7 +53,27 @@ bool outside(int w, int h, int64_t x1, int64_t y1, int64_t x2, int64_t y2) {
 
 // 8-connected Bresenham line of the clipped segment, drawn from its left end
 // (OpenCV's LineIterator).
-void draw_line(uint8_t* mask, int w, int h, int64_t x1, int64_t y1, int64_t x2, int64_t y2) {
+// Where painted pixels go: a byte mask, or per-row ranges for convex polygons
+// (whose painted pixels form one run per row).
+struct MaskSink {
+  uint8_t* mask;
+  int w;
+  void dot(int64_t x, int64_t y) { mask[y * w + x] = 1; }
+  void span(int64_t y, int64_t a, int64_t b) { std::fill(mask + y * w + a, mask + y * w + b + 1, uint8_t(1)); }
+};
+
+struct RangeSink {
+  int32_t* lo;
+  int32_t* hi;
+  void dot(int64_t x, int64_t y) { span(y, x, x); }
+  void span(int64_t y, int64_t a, int64_t b) {
+    lo[y] = std::min<int32_t>(lo[y], int32_t(a));
+    hi[y] = std::max<int32_t>(hi[y], int32_t(b));
+  }
+};
+
+template <class Sink>
+void draw_line(Sink& sink, int w, int h, int64_t x1, int64_t y1, int64_t x2, int64_t y2) {
   if (outside(w, h, x1, y1, x2, y2) && !clip_line(w, h, x1, y1, x2, y2)) return;
   if (x2 < x1) {
     std::swap(x1, x2);
@@ -67,7 +87,7 @@ void draw_line(uint8_t* mask, int w, int h, int64_t x1, int64_t y1, int64_t x2, 
   const int64_t minor_x = steep ? 1 : 0, minor_y = steep ? 0 : sy;
   int64_t err = major - 2 * minor, x = x1, y = y1;
   for (int64_t i = 0; i <= major; ++i) {
-    mask[y * w + x] = 1;
+    sink.dot(x, y);
     const bool diagonal = err < 0;
     err += -2 * minor + (diagonal ? 2 * major : 0);
     x += major_x + (diagonal ? minor_x : 0);
@@ -80,12 +100,13 @@ struct Edge {
 };
 
 // fillPoly of one closed integer polygon into a w x h mask.
-void fill_polygon(uint8_t* mask, int w, int h, const int64_t* xy, int n, std::vector<Edge>& edges) {
+template <class Sink>
+void fill_polygon(Sink& sink, int w, int h, const int64_t* xy, int n, std::vector<Edge>& edges) {
   edges.clear();
   for (int i = 0; i < n; ++i) {
     const int p = i == 0 ? n - 1 : i - 1;
     const int64_t ax = xy[2 * p], ay = xy[2 * p + 1], bx = xy[2 * i], by = xy[2 * i + 1];
-    draw_line(mask, w, h, ax, ay, bx, by);
+    draw_line(sink, w, h, ax, ay, bx, by);
     if (ay == by) continue;
     // The scanline edge follows the part of the segment inside the mask
     // (OpenCV >= 4.8 clips it, then extends it back to the original rows).
@@ -114,22 +135,36 @@ void fill_polygon(uint8_t* mask, int w, int h, const int64_t* xy, int n, std::ve
       if (e.y0 <= y && y < e.y1) xs.push_back(e.x + (y - e.y0) * e.dx);
     }
     std::sort(xs.begin(), xs.end());
-    uint8_t* row = mask + y * w;
     for (size_t k = 0; k + 1 < xs.size(); k += 2) {
       int64_t a = (xs[k] + (int64_t(1) << kShift) - 1) >> kShift, b = xs[k + 1] >> kShift;
       if (a >= w || b < 0) continue;
       a = std::max<int64_t>(a, 0);
       b = std::min<int64_t>(b, w - 1);
-      for (int64_t x = a; x <= b; ++x) row[x] = 1;
+      if (a <= b) sink.span(y, a, b);
     }
   }
 }
 
 }  // namespace
 
+bool is_convex(const int64_t* xy, int n) {
+  int sign = 0;
+  for (int i = 0; i < n; ++i) {
+    const int64_t* a = xy + 2 * i;
+    const int64_t* b = xy + 2 * ((i + 1) % n);
+    const int64_t* c = xy + 2 * ((i + 2) % n);
+    const int64_t turn = (b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]);
+    const int s = (turn > 0) - (turn < 0);
+    if (s != 0 && sign != 0 && s != sign) return false;
+    if (s != 0) sign = s;
+  }
+  return true;
+}
+
 void fill_polygon_mask(uint8_t* mask, int height, int width, const int64_t* xy, int n) {
   thread_local std::vector<Edge> edges;
-  if (n > 0 && height > 0 && width > 0) fill_polygon(mask, width, height, xy, n, edges);
+  MaskSink sink{mask, width};
+  if (n > 0 && height > 0 && width > 0) fill_polygon(sink, width, height, xy, n, edges);
 }
 
 double polygon_mean(const float* prob, int height, int width, const int32_t* xy, int n, int x0,
@@ -138,29 +173,48 @@ double polygon_mean(const float* prob, int height, int width, const int32_t* xy,
   y0 = std::clamp(y0, 0, height - 1), y1 = std::clamp(y1, 0, height - 1);
   if (x1 < x0 || y1 < y0 || n <= 0) return 0.0;
   const int w = x1 - x0 + 1, h = y1 - y0 + 1;
-  scratch.assign(size_t(w) * h, 0);
   thread_local std::vector<int64_t> local;
+  thread_local std::vector<int32_t> lo, hi;
   local.resize(2 * size_t(n));
   for (int i = 0; i < n; ++i) local[2 * i] = int64_t(xy[2 * i]) - x0, local[2 * i + 1] = int64_t(xy[2 * i + 1]) - y0;
-  fill_polygon_mask(scratch.data(), h, w, local.data(), n);
-  // Sum over the runs of painted pixels, four double lanes per run.
+  // The painted pixels of each row as runs [lo, hi]: one run per row for a
+  // convex polygon, else read from a mask.
+  lo.assign(size_t(h), w);
+  hi.assign(size_t(h), -1);
+  thread_local std::vector<Edge> edges;
+  const bool convex = is_convex(local.data(), n);
+  if (convex) {
+    RangeSink sink{lo.data(), hi.data()};
+    fill_polygon(sink, w, h, local.data(), n, edges);
+  } else {
+    scratch.assign(size_t(w) * h, 0);
+    MaskSink sink{scratch.data(), w};
+    fill_polygon(sink, w, h, local.data(), n, edges);
+  }
   double sum = 0.0;
   int64_t count = 0;
+  auto add_run = [&](const float* p, int a, int b) {  // four double lanes
+    double lane[4] = {0, 0, 0, 0};
+    int i = a;
+    for (; i + 4 <= b + 1; i += 4) {
+      for (int k = 0; k < 4; ++k) lane[k] += p[i + k];
+    }
+    for (; i <= b; ++i) lane[0] += p[i];
+    sum += (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    count += b - a + 1;
+  };
   for (int y = 0; y < h; ++y) {
-    const uint8_t* m = scratch.data() + size_t(y) * w;
     const float* p = prob + size_t(y + y0) * width + x0;
+    if (convex) {
+      if (lo[y] <= hi[y]) add_run(p, lo[y], hi[y]);
+      continue;
+    }
+    const uint8_t* m = scratch.data() + size_t(y) * w;
     for (int x = 0; x < w;) {
       while (x < w && !m[x]) ++x;
       const int start = x;
       while (x < w && m[x]) ++x;
-      double lane[4] = {0, 0, 0, 0};
-      int i = start;
-      for (; i + 4 <= x; i += 4) {
-        for (int k = 0; k < 4; ++k) lane[k] += p[i + k];
-      }
-      for (; i < x; ++i) lane[0] += p[i];
-      sum += (lane[0] + lane[1]) + (lane[2] + lane[3]);
-      count += x - start;
+      if (x > start) add_run(p, start, x - 1);
     }
   }
   return count > 0 ? sum / double(count) : 0.0;
