@@ -207,8 +207,9 @@ def test_dcn_forward_backward():
 # --------------------------------------------------------------------------- autocast
 
 
-def test_autocast_bfloat16_gives_float32_head_outputs():
-    model = DBNet("resnet18", neck="asf").train()
+@pytest.mark.parametrize("neck, dcn", [("asf", False), ("fpn", True)])
+def test_autocast_bfloat16_gives_float32_head_outputs(neck, dcn):
+    model = DBNet("resnet18", neck=neck, dcn=dcn).train()
     seen = {}
     model.neck.register_forward_hook(lambda m, i, o: seen.update(neck=o.dtype))
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -279,7 +280,8 @@ def test_dbloss_matches_float64_reference():
         assert terms[ours].item() == pytest.approx(want[ref], rel=1e-5, abs=1e-7), ours
     assert total.item() == pytest.approx(5 * want["bce"] + want["dice"] + 10 * want["l1"],
                                          rel=1e-5)
-    for got, ref in [(out["prob_logits"].grad, grad_prob), (out["thresh_logits"].grad, grad_thresh)]:
+    for got, ref in [(out["prob_logits"].grad, grad_prob),
+                     (out["thresh_logits"].grad, grad_thresh)]:
         err = np.abs(as_np(got) - ref)
         # fp32 vs fp64 may swap at most a pixel or two at the OHEM cut
         assert (err > 1e-4 * np.abs(ref).max() + 1e-9).sum() <= 2
@@ -402,3 +404,22 @@ def test_pretrained_loads_from_the_hub_cache(hub_dir, monkeypatch):
     (hub_dir / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="could not load the cached weights"):
         DBNet("resnet18", pretrained_backbone=True)
+
+
+# --------------------------------------------------------------------------- export
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter (no onnxscript)
+def test_eval_model_exports_to_onnx(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    model = DBNet("mobilenet_v3_large", neck="asf").eval()
+    path = str(tmp_path / "dbnet.onnx")
+    torch.onnx.export(model, (images(1),), path, dynamo=False, input_names=["images"],
+                      output_names=["prob"], dynamic_axes={"images": {0: "b", 2: "h", 3: "w"}})
+    x = images(2, 96, 64, seed=5)
+    (got,) = onnxruntime.InferenceSession(path).run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        want = model(x)
+    assert got.shape == (2, 1, 96, 64)
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-5)

@@ -54,9 +54,17 @@ class ModulatedDeformConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset, mask_logits = self.offset_mask(x).split([2 * self.taps, self.taps], dim=1)
-        mask = 2.0 * torch.sigmoid(mask_logits)
-        return deform_conv2d(x, offset, self.weight, self.bias, stride=self.stride,
-                             padding=self.padding, dilation=self.dilation, mask=mask)
+        # torchvision's deform_conv2d has no 16-bit CPU kernel and no CPU autocast
+        # rule: run it in float32 (float64 stays float64) outside autocast, as its
+        # CUDA autocast rule does, and hand back the input's dtype.
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            mask = 2.0 * torch.sigmoid(mask_logits.to(dtype))
+            bias = None if self.bias is None else self.bias.to(dtype)
+            out = deform_conv2d(x.to(dtype), offset.to(dtype), self.weight.to(dtype), bias,
+                                stride=self.stride, padding=self.padding,
+                                dilation=self.dilation, mask=mask)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         out_channels, in_channels, kh, kw = self.weight.shape

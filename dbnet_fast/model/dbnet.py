@@ -76,7 +76,10 @@ class DBNet(nn.Module):
         self.k = float(k)
         self.backbone = build_backbone(backbone, dcn=dcn, pretrained=pretrained_backbone)
         fpn = FPN(self.backbone.out_channels, inner_channels)
-        self.neck = nn.Sequential(fpn, AdaptiveScaleFusion(inner_channels)) if neck == "asf" else fpn
+        if neck == "asf":
+            self.neck = nn.Sequential(fpn, AdaptiveScaleFusion(inner_channels))
+        else:
+            self.neck = fpn
         self.prob_head = DBHead(inner_channels)
         self.thresh_head = DBHead(inner_channels)
         for module in (self.neck, self.prob_head, self.thresh_head):
@@ -102,6 +105,8 @@ class DBNet(nn.Module):
 def _check_images(images) -> None:
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"DBNet: images must be a torch.Tensor, got {type(images).__name__}")
+    if torch.jit.is_tracing():
+        return  # sizes are traced tensors there (ONNX export); checking them would warn
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"DBNet: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
     if not images.is_floating_point():
