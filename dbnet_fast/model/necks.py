@@ -60,8 +60,8 @@ class AdaptiveScaleFusion(nn.Module):
 
     With X the concatenation of N levels (N * C channels, C each):
 
-    1. S = Conv3x3(X), N * C -> ``C_s`` channels (``C_s = N * C // 4``, with BN
-       and ReLU here to keep its scale stable);
+    1. S = Conv3x3(X), N * C -> ``C_s = N * C // 4`` channels (a plain conv
+       with bias, as the paper and MhLiao/DB's code);
     2. spatial attention: a = sigmoid(Conv1x1(ReLU(Conv3x3(mean_c(S))))), one
        (B, 1, H, W) map, added to every channel: S' = S + a;
     3. scale (channel) attention: A = sigmoid(Conv1x1(S')), (B, N, H, W),
@@ -78,11 +78,7 @@ class AdaptiveScaleFusion(nn.Module):
                              f"of levels ({levels})")
         self.levels = levels
         inner = max(channels // 4, 1)
-        self.reduce = nn.Sequential(
-            nn.Conv2d(channels, inner, 3, padding=1, bias=False),
-            nn.BatchNorm2d(inner),
-            nn.ReLU(inplace=True),
-        )
+        self.reduce = nn.Conv2d(channels, inner, 3, padding=1)
         self.spatial = nn.Sequential(
             nn.Conv2d(1, 1, 3, padding=1, bias=False),
             nn.ReLU(inplace=True),
