@@ -1,0 +1,43 @@
+"""The DB head, used twice: once for the probability map, once for the threshold map."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DBHead(nn.Module):
+    """Conv3x3 (C -> C/4, no bias), BN, ReLU, ConvTranspose 2x2/2 (C/4 -> C/4),
+    BN, ReLU, ConvTranspose 2x2/2 (C/4 -> 1): logits at 4x the input resolution.
+
+    The last transposed conv runs outside autocast in float32 (float64 for a
+    float64 model), whatever the dtype of the rest of the network, so that the
+    logits, and the sigmoid / binarization / loss computed from them, keep full
+    precision under AMP.
+
+    Forward: (B, C, H/4, W/4) -> logits (B, 1, H, W), float32 (or float64).
+    """
+
+    def __init__(self, in_channels: int = 256):
+        super().__init__()
+        if in_channels < 4 or in_channels % 4 != 0:
+            raise ValueError(f"DBHead: in_channels must be a positive multiple of 4, "
+                             f"got {in_channels}")
+        mid = in_channels // 4
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, mid, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(mid, mid, 2, stride=2),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+        )
+        self.out = nn.ConvTranspose2d(mid, 1, 2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        dtype = torch.float64 if self.out.weight.dtype == torch.float64 else torch.float32
+        with torch.autocast(device_type=y.device.type, enabled=False):
+            return F.conv_transpose2d(y.to(dtype), self.out.weight.to(dtype),
+                                      self.out.bias.to(dtype), stride=2)
