@@ -12,15 +12,16 @@ same batches with any ``num_workers``. The trainer should:
   epoch, so they see the new epoch; persistent workers would keep the old one);
 - shuffle with a seeded generator, e.g.
   ``DataLoader(..., shuffle=True, generator=torch.Generator().manual_seed(seed))``;
-- pass ``worker_init_fn=worker_init_fn`` and ``collate_fn=collate``: the
-  former only pins OpenCV and torch to one thread per worker (randomness does
-  not depend on the worker).
+- pass ``collate_fn=collate``. No ``worker_init_fn`` is needed: randomness
+  does not depend on the worker, and DataLoader workers already run torch on
+  one thread. Do not call ``cv2.setNumThreads`` inside forked workers: resizing
+  OpenCV's thread pool inherited from the parent can deadlock (seen here);
+  call it, if at all, in the main process before the loader starts.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 SPLITS = {"train": 0, "val": 1}  # synthetic splits; the code is part of every seed tuple
 
@@ -31,11 +32,3 @@ def sample_rng(*keys: int) -> np.random.Generator:
         if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
             raise ValueError(f"sample_rng: keys must be non-negative ints, got {keys!r}")
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: one OpenCV and one torch thread per worker."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)

@@ -253,8 +253,11 @@ def _curved_word(rng, cfg, text, font, scale, thickness, angle) -> _Word | None:
     # the baseline runs from s = -1 to end + 1 (arc length 0 is at s = -1)
     s, xy, theta, curvature = _baseline(rng, cfg, end - start + 2.0, 1.0 / (3.5 * (ascent + max(descent, 0))))
     s = s - 1.0
-    # rigid glyphs on a curve stick out of the offset curves by ~ k w^2 / 8 on the outside
-    grow = 0.5 + curvature * (max(widths) / 2) ** 2 / 2
+    n = cfg.curve_points
+    # Rigid glyphs on a curve stick out of the offset curves by ~ k w^2 / 8 on the
+    # outside, and the polygon's chords between samples cut in by ~ k seg^2 / 8.
+    seg = (end - start) / (n - 1)
+    grow = 0.5 + curvature * ((max(widths) / 2) ** 2 / 2 + seg**2 / 8)
     top_off, bottom_off = ascent + grow, descent + grow
 
     def at(positions):
@@ -263,21 +266,25 @@ def _curved_word(rng, cfg, text, font, scale, thickness, angle) -> _Word | None:
         t = np.interp(positions, s, theta)
         return np.stack([x, y], 1), t
 
-    pieces = []
+    pieces, frames = [], []
     for (piece, px, py, ox, by, box), pen_x in zip(glyphs, pens):
         mid_ink = ((box[0] + box[2]) / 2 - ox)  # glyph centre relative to its pen
         (point,), (t,) = at([pen_x + mid_ink])
-        # piece pixel -> glyph frame (origin at the ink centre on the baseline) -> curve
-        local = _translation(-(ox + mid_ink), -by) @ _translation(px, py)
-        place = _translation(*point) @ _rotation(t)
-        pieces.append((piece, place @ local))
+        # glyph mask pixel -> glyph frame (origin at the ink centre on the baseline) -> curve
+        frame = _translation(*point) @ _rotation(t) @ _translation(-(ox + mid_ink), -by)
+        pieces.append((piece, frame @ _translation(px, py)))
+        frames.append((frame, by, box))
 
-    n = cfg.curve_points
-    pts, t = at(np.linspace(start - 0.5, end + 0.5, n))
+    pts, t = at(np.linspace(start, end, n))
     normal = np.stack([np.sin(t), -np.cos(t)], 1)  # "up" for the text
     top = pts + normal * top_off
-    bottom = (pts - normal * bottom_off)[::-1]
-    polygon = np.concatenate([top, bottom])
+    bottom = pts - normal * bottom_off
+    # the end edges follow the end glyphs' own (rigid) sides, not the curve's normal
+    (first, by0, box0), (last, by1, box1) = frames[0], frames[-1]
+    left, right = box0[0] - 1.0, box1[2] + 1.0
+    top[0], bottom[0] = _apply(first, np.array([[left, by0 - top_off], [left, by0 + bottom_off]]))
+    top[-1], bottom[-1] = _apply(last, np.array([[right, by1 - top_off], [right, by1 + bottom_off]]))
+    polygon = np.concatenate([top, bottom[::-1]])
     spin = _rotation(angle)
     word = _Word([(p, spin @ m) for p, m in pieces], _apply(spin, polygon), text)
     return word.centre()
@@ -655,6 +662,8 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int):
         """Picks the augmentation randomness of an epoch (images do not change)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"SyntheticTextDataset: epoch must be an int >= 0, got {epoch!r}")
         self.epoch = int(epoch)
 
     def _check(self, index):
