@@ -27,6 +27,7 @@ from dbnet_fast.data.transforms import (  # noqa: E402
     clip_polygon,
     flip_matrix,
     mirror_order,
+    resize_matrix,
     rotation_matrix,
     text_preserving_crop,
     transform_polygons,
@@ -215,6 +216,17 @@ def test_flip_and_rotation_matrices_are_exact():
     np.testing.assert_allclose(turned, [[20, 29], [20, 9], [28, 9], [28, 29]], atol=1e-9)
 
 
+def test_resize_matrix_matches_cv2_resize():
+    ramp = np.tile(np.arange(50, dtype=np.float32), (30, 1))  # value = x
+    for new_w in (20, 37, 50, 120):
+        out = cv2.resize(ramp, (new_w, 30), interpolation=cv2.INTER_LINEAR)
+        # the value at output pixel u is the source x that maps to u
+        back = np.linalg.inv(resize_matrix((30, 50), (30, new_w)))
+        xs = np.arange(new_w) * back[0, 0] + back[0, 2]
+        interior = (xs >= 0) & (xs <= 49)
+        np.testing.assert_allclose(out[0, interior], xs[interior], atol=1e-3)
+
+
 def test_clip_polygon():
     square = np.array([[-5, 2], [6, 2], [6, 8], [-5, 8]], float)
     clipped = clip_polygon(square, (0, 0, 10, 10))
@@ -262,7 +274,8 @@ def test_train_transform_flip_is_exact():
 @pytest.mark.parametrize("seed", range(6))
 def test_train_transform_moves_polygons_with_the_image(seed):
     """A filled-polygon image and its polygons go through the transform; the image's
-    mask afterwards matches the polygons' rasterisation."""
+    mask afterwards matches the polygons' rasterisation. An ignored band across the
+    whole image does not steer the crop, so crops cut it: it must be clipped."""
     rng = np.random.default_rng(100 + seed)
     height, width = 180, 240
     polygons = []
@@ -273,24 +286,55 @@ def test_train_transform_moves_polygons_with_the_image(seed):
     t_ = np.linspace(0, np.pi, 7)
     arc = np.stack([120 + 60 * np.cos(t_), 100 - 30 * np.sin(t_)], 1)[::-1]
     polygons.append(np.concatenate([arc, (arc * [1, 0] + [0, 1] * (arc[:, 1:] + 12))[::-1]]))
-    image = np.zeros((height, width, 3), np.uint8)
+    polygons.append(np.array([[-20, 88], [260, 88], [260, 104], [-20, 104]], float))
+    ignore = [False] * 5 + [True]
+    image = np.full((height, width, 3), 60, np.uint8)
     image[rasterise(polygons, (height, width))] = 255
     t = TrainTransform(size=160)
-    sample = t(image, polygons, [False] * len(polygons), rng=rng)
+    _, (vh, vw), _ = t.geometry((height, width), polygons, ignore, np.random.default_rng(seed))
+    sample = t(image, polygons, ignore, rng=np.random.default_rng(seed))
     out = denormalise(sample["image"])[..., 0] > 127
     drawn = rasterise(sample["polygons"], out.shape)
     assert (out == drawn).mean() >= 0.98
     if drawn.sum() > 200:
         assert (out & drawn).sum() / (out | drawn).sum() >= 0.85
-    # polygons are clipped to the crop, label maps are zero on the padding
-    valid = np.argwhere(denormalise(sample["image"]).max(-1) > 0)
+    # polygons are clipped to the crop; the padding is black and has no labels
+    assert sample["ignore"].count(True) <= 1 and len(sample["polygons"]) == len(sample["ignore"])
     for p in sample["polygons"]:
-        assert p.dtype == np.float32 and p.min() >= -0.5 - 1e-4 and p.max() <= 159.5 + 1e-4
+        assert p.dtype == np.float32 and len(p) >= 3
+        assert p.min() >= -0.5 - 1e-4 and p[:, 0].max() <= vw - 0.5 + 1e-4 and p[:, 1].max() <= vh - 0.5 + 1e-4
+    assert (sample["image"][:, vh:] == sample["image"][:, -1:, -1:]).all()
     assert sample["shrink_map"].shape == (160, 160)
-    shrink = sample["shrink_map"].numpy()
-    if len(valid):
-        vh, vw = valid.max(0) + 1
-        assert shrink[vh + 1:].sum() == 0 and shrink[:, vw + 1:].sum() == 0
+    # (the threshold band of a word cut by the crop may reach into the padding, as in MhLiao/DB)
+    assert sample["shrink_map"][vh:].sum() == 0 and sample["shrink_map"][:, vw:].sum() == 0
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4, 9])  # seeds whose crops hold >= 10 of the points
+def test_train_transform_maps_points_like_the_image(seed):
+    """Pixel values that are the pixel's own coordinates (a ramp, which bilinear and area
+    resampling reproduce exactly) read back at the transformed points give the points'
+    original coordinates: image and polygons share one pixel convention."""
+    height, width = 200, 250
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = np.arange(width)[None, :]
+    image[..., 1] = np.arange(height)[:, None]
+    points = np.random.default_rng(seed).uniform([10, 10], [width - 10, height - 10], size=(60, 2))
+    triangles = [p + [[0, 0], [2, 0], [0, 2]] for p in points]
+    t = TrainTransform(size=128, targets=False)
+    matrix, (vh, vw), _ = t.geometry((height, width), triangles, [False] * 60, np.random.default_rng(seed))
+    sample = t(image, triangles, [False] * 60, rng=np.random.default_rng(seed))
+    moved = transform_polygons([points], matrix)[0]
+    inside = (moved[:, 0] >= 1) & (moved[:, 0] <= vw - 2) & (moved[:, 1] >= 1) & (moved[:, 1] <= vh - 2)
+    assert inside.sum() >= 10
+    out = denormalise(sample["image"]).astype(np.float32)
+    mx, my = moved[inside, 0].astype(np.float32)[None], moved[inside, 1].astype(np.float32)[None]
+    read = np.stack([cv2.remap(out[..., c], mx, my, cv2.INTER_LINEAR)[0] for c in (0, 1)], 1)
+    error = np.abs(read - points[inside])
+    assert error.mean() < 0.6 and error.max() < 1.6, (error.mean(), error.max())
+    # the sample's polygons are those same points (the ones wholly inside the crop)
+    firsts = [q[0] for q in sample["polygons"]]
+    for m in moved[inside]:
+        assert min(np.abs(f - m).max() for f in firsts) < 1e-3
 
 
 def test_polygons_wholly_cropped_away_are_dropped():
