@@ -253,6 +253,43 @@ def test_text_preserving_crop_edges_avoid_text():
                    and p[:, 1].min() < y0 + h for p in polygons)
 
 
+def test_easy_preset():
+    config = SynthConfig.easy(curved_prob=0.0)
+    assert config.max_angle == 10 and config.curved_prob == 0.0
+    _, polygons, _, _ = render_sample(0, (128, 128), config)
+    assert all(len(p) == 4 for p in polygons)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+coords = st.floats(-50, 150, allow_nan=False, width=32)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(st.lists(st.tuples(coords, coords), min_size=1, max_size=14))
+def test_mirror_order_is_an_involution(points):
+    p = np.array(points, float)
+    back = mirror_order(mirror_order(p))
+    np.testing.assert_array_equal(back, p)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(st.lists(st.tuples(coords, coords), min_size=3, max_size=10))
+def test_clip_polygon_equals_the_intersection(points):
+    shapely = pytest.importorskip("shapely.geometry")
+    hull = cv2.convexHull(np.array(points, np.float32))[:, 0].astype(float)
+    hypothesis.assume(len(hull) >= 3 and abs(shoelace(hull)) > 1)
+    rect = (0.0, 0.0, 100.0, 80.0)
+    clipped = clip_polygon(hull, rect)
+    box = shapely.box(*rect)
+    expected = shapely.Polygon(hull).intersection(box).area
+    area = abs(shoelace(clipped)) / 2 if len(clipped) >= 3 else 0.0
+    assert area == pytest.approx(expected, abs=1e-6 * max(1.0, expected))
+    if len(clipped):
+        assert np.all(clipped >= -1e-9)
+        assert np.all(clipped[:, 0] <= 100 + 1e-9) and np.all(clipped[:, 1] <= 80 + 1e-9)
+
+
 # ----------------------------------------------------------------------------- transforms
 
 

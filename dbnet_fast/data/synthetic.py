@@ -104,6 +104,16 @@ class SynthConfig:
         if self.margin < 0 or self.max_tries < 1:
             raise ValueError("SynthConfig: margin must be >= 0 and max_tries >= 1")
 
+    @classmethod
+    def easy(cls, **changes) -> "SynthConfig":
+        """A gentler mix for very short (CPU) training runs: larger, straighter,
+        fewer words on calmer backgrounds; ``changes`` override single fields."""
+        base = dict(words=(2, 6), text_height=(16.0, 48.0), chars=(2, 8), max_angle=10.0,
+                    perspective=0.05, curved_prob=0.05, plate_prob=0.1, ignore_prob=0.02,
+                    clutter=(0, 3), texture_prob=0.1, blur_prob=0.0, noise_prob=0.1)
+        base.update(changes)
+        return cls(**base)
+
 
 # ----------------------------------------------------------------------------- glyphs
 

@@ -23,8 +23,9 @@ random scale in [0.5, 3], a random crop whose edges avoid text rows and
 columns where possible (MhLiao's RandomCropData), the crop resized keeping its
 aspect into the top-left of the output square and zero-padded. Polygons
 wholly outside the crop are dropped; polygons cut by it are clipped to it
-(the target builder only clips to the image, which would put labels on the
-padding).
+(the target builder only clips to the image, which would put text labels on
+the padding); the threshold band (thresh_mask) of a word cut by the crop edge
+may still reach into the padding, as in MhLiao/DB.
 """
 
 from __future__ import annotations
