@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-cv2 = pytest.importorskip("cv2")
-
-from dbnet_fast.data import (  # noqa: E402
+from dbnet_fast.data import (
     EvalTransform,
     ICDAR2015Dataset,
     TotalTextDataset,
@@ -147,10 +146,10 @@ def test_total_text_legacy_parser(tmp_path):
 
 @pytest.mark.parametrize("text, line, message", [
     ("x: [[1 2 3]], y: [[1 2]], ornt: [u'c'], transcriptions: [u'a']\n", 1, "2 y coordinates"),
-    ("x: [[1 2 3]], y: [[1 2 3]], ornt: [u'c'], transcriptions: [u'a']\n"
-     "x: [[1 2 q]], y: [[1 2 3]], ornt: [u'c'], transcriptions: [u'a']\n", 2, "numbers"),
-    ("x: [[1 2 3]], y: [[1 2 3]], ornt: [u'c'], transcriptions: [u'a']\n\n"
-     "x: [[1 2 3]], why: [[1 2 3]]\n", 3, "expected"),
+    (("x: [[1 2 3]], y: [[1 2 3]], ornt: [u'c'], transcriptions: [u'a']\n"
+     "x: [[1 2 q]], y: [[1 2 3]], ornt: [u'c'], transcriptions: [u'a']\n"), 2, "numbers"),
+    (("x: [[1 2 3]], y: [[1 2 3]], ornt: [u'c'], transcriptions: [u'a']\n\n"
+     "x: [[1 2 3]], why: [[1 2 3]]\n"), 3, "expected"),
 ])
 def test_total_text_legacy_malformed(tmp_path, text, line, message):
     write_text(tmp_path / "poly_gt_img2.txt", text)

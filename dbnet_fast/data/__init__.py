@@ -16,7 +16,12 @@ Typical training loader (reproducible for any ``num_workers``; see
         for batch in loader: ...
 """
 
-from dbnet_fast.data.datasets import ICDAR2015Dataset, TotalTextDataset, parse_icdar2015, parse_total_text
+from dbnet_fast.data.datasets import (
+    ICDAR2015Dataset,
+    TotalTextDataset,
+    parse_icdar2015,
+    parse_total_text,
+)
 from dbnet_fast.data.seeding import sample_rng
 from dbnet_fast.data.synthetic import SynthConfig, SyntheticTextDataset, render_sample
 from dbnet_fast.data.targets import DBTargetBuilder
@@ -31,11 +36,11 @@ from dbnet_fast.data.transforms import (
 )
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "DBTargetBuilder",
     "EvalTransform",
     "ICDAR2015Dataset",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "SynthConfig",
     "SyntheticTextDataset",
     "TotalTextDataset",

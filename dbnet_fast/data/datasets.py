@@ -130,7 +130,7 @@ def parse_icdar2015(path) -> Annotation:
 _LEGACY = re.compile(
     r"x:\s*\[\[(?P<x>[^\]]*)\]\]\s*,\s*y:\s*\[\[(?P<y>[^\]]*)\]\]\s*,"
     r"\s*ornt:\s*\[(?P<ornt>[^\]]*)\]\s*,\s*transcriptions:\s*\[(?P<text>.*)\]\s*",
-    re.S,
+    re.DOTALL,
 )
 
 
@@ -161,7 +161,8 @@ def _parse_legacy(path: Path, lines: list[str], out: Annotation):
         elif records:
             records[-1][1] += " " + line.strip()
         else:
-            raise ValueError(f"{path}:{lineno}: expected a record starting with 'x:', got {line.strip()!r}")
+            raise ValueError(f"{path}:{lineno}: expected a record starting with 'x:', got "
+                             f"{line.strip()!r}")
     for lineno, record in records:
         where = f"{path}:{lineno}"
         match = _LEGACY.fullmatch(record)
@@ -271,13 +272,15 @@ class _TextDataset(torch.utils.data.Dataset):
         image_dir, gt_dir = _first_layout(self.root, layouts, self.name)
         self.image_paths = _images(image_dir)
         if not self.image_paths:
-            raise FileNotFoundError(f"{self.name}: no images ({', '.join(IMAGE_SUFFIXES)}) in {image_dir}")
+            raise FileNotFoundError(f"{self.name}: no images ({', '.join(IMAGE_SUFFIXES)}) in "
+                                    f"{image_dir}")
         self.gt_paths, self.annotations = [], []
         for image in self.image_paths:
             gt = _gt_file(gt_dir, image, gt_patterns)
             if gt is None:
                 names = ", ".join(p.format(stem=image.stem, name=image.name) for p in gt_patterns)
-                raise FileNotFoundError(f"{self.name}: no ground truth for {image} in {gt_dir} (looked for {names})")
+                raise FileNotFoundError(f"{self.name}: no ground truth for {image} in {gt_dir} "
+                                        f"(looked for {names})")
             self.gt_paths.append(gt)
             self.annotations.append(parser(gt))
         self.dropped = sum(a.dropped for a in self.annotations)
@@ -306,7 +309,8 @@ class _TextDataset(torch.utils.data.Dataset):
         if image is None:
             raise OSError(f"{self.name}: cannot read image {path}")
         a = self.annotations[index]
-        return {"image": image, "polygons": [p.copy() for p in a.polygons], "ignore": list(a.ignore),
+        return {"image": image, "polygons": [p.copy() for p in a.polygons],
+                "ignore": list(a.ignore),
                 "texts": list(a.texts), "path": str(path)}
 
     def __getitem__(self, index):

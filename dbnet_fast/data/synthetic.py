@@ -94,23 +94,26 @@ class SynthConfig:
             raise ValueError("SynthConfig: fonts must not be empty")
         for f in fields(self):
             if f.name.endswith("_prob") and not 0.0 <= getattr(self, f.name) <= 1.0:
-                raise ValueError(f"SynthConfig: {f.name} must be in [0, 1], got {getattr(self, f.name)}")
+                raise ValueError(f"SynthConfig: {f.name} must be in [0, 1], got "
+                                 f"{getattr(self, f.name)}")
         if not 0 <= self.max_angle <= 180:
             raise ValueError(f"SynthConfig: max_angle must be in [0, 180], got {self.max_angle}")
         if not 0 <= self.perspective <= 0.3:
-            raise ValueError(f"SynthConfig: perspective must be in [0, 0.3], got {self.perspective}")
+            raise ValueError("SynthConfig: perspective must be in [0, 0.3], got "
+                             f"{self.perspective}")
         if self.curve_points < 2:
             raise ValueError(f"SynthConfig: curve_points must be >= 2, got {self.curve_points}")
         if self.margin < 0 or self.max_tries < 1:
             raise ValueError("SynthConfig: margin must be >= 0 and max_tries >= 1")
 
     @classmethod
-    def easy(cls, **changes) -> "SynthConfig":
+    def easy(cls, **changes) -> SynthConfig:
         """A gentler mix for very short (CPU) training runs: larger, straighter,
         fewer words on calmer backgrounds; ``changes`` override single fields."""
-        base = dict(words=(2, 6), text_height=(16.0, 48.0), chars=(2, 8), max_angle=10.0,
-                    perspective=0.05, curved_prob=0.05, plate_prob=0.1, ignore_prob=0.02,
-                    clutter=(0, 3), texture_prob=0.1, blur_prob=0.0, noise_prob=0.1)
+        base = {"words": (2, 6), "text_height": (16.0, 48.0), "chars": (2, 8),
+                "max_angle": 10.0, "perspective": 0.05, "curved_prob": 0.05,
+                "plate_prob": 0.1, "ignore_prob": 0.02,
+                    "clutter": (0, 3), "texture_prob": 0.1, "blur_prob": 0.0, "noise_prob": 0.1}
         base.update(changes)
         return cls(**base)
 
@@ -261,7 +264,8 @@ def _curved_word(rng, cfg, text, font, scale, thickness, angle) -> _Word | None:
     widths = [b[2] - b[0] + 1 for *_, b in glyphs]
 
     # the baseline runs from s = -1 to end + 1 (arc length 0 is at s = -1)
-    s, xy, theta, curvature = _baseline(rng, cfg, end - start + 2.0, 1.0 / (3.5 * (ascent + max(descent, 0))))
+    max_curvature = 1.0 / (3.5 * (ascent + max(descent, 0)))
+    s, xy, theta, curvature = _baseline(rng, cfg, end - start + 2.0, max_curvature)
     s = s - 1.0
     n = cfg.curve_points
     # Rigid glyphs on a curve stick out of the offset curves by ~ k w^2 / 8 on the
@@ -293,7 +297,8 @@ def _curved_word(rng, cfg, text, font, scale, thickness, angle) -> _Word | None:
     (first, by0, box0), (last, by1, box1) = frames[0], frames[-1]
     left, right = box0[0] - 1.0, box1[2] + 1.0
     top[0], bottom[0] = _apply(first, np.array([[left, by0 - top_off], [left, by0 + bottom_off]]))
-    top[-1], bottom[-1] = _apply(last, np.array([[right, by1 - top_off], [right, by1 + bottom_off]]))
+    top[-1], bottom[-1] = _apply(last, np.array([[right, by1 - top_off],
+                                                 [right, by1 + bottom_off]]))
     polygon = np.concatenate([top, bottom[::-1]])
     spin = _rotation(angle)
     word = _Word([(p, spin @ m) for p, m in pieces], _apply(spin, polygon), text)
@@ -313,8 +318,8 @@ def _luma(bgr):
 
 def _smooth_noise(rng, height, width, cells, channels=1):
     """Value noise: a (cells x cells) random grid upsampled bicubically, float32 ~[0, 1]."""
-    gh = max(2, int(round(cells * height / max(height, width)))) + 1
-    gw = max(2, int(round(cells * width / max(height, width)))) + 1
+    gh = max(2, round(cells * height / max(height, width))) + 1
+    gw = max(2, round(cells * width / max(height, width))) + 1
     grid = rng.random((gh, gw, channels), dtype=np.float32)
     out = cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
     return out.reshape(height, width, channels)
@@ -373,7 +378,8 @@ def _clutter(rng, cfg, image):
             q = (int(rng.integers(0, width)), int(rng.integers(0, height)))
             cv2.line(image, p, q, colour, thick, cv2.LINE_AA)
         elif kind < 0.5:
-            q = (p[0] + int(rng.integers(-side // 3, side // 3)), p[1] + int(rng.integers(-side // 3, side // 3)))
+            dx, dy = (int(v) for v in rng.integers(-side // 3, side // 3, size=2))
+            q = (p[0] + dx, p[1] + dy)
             cv2.rectangle(image, p, q, colour, -1 if rng.random() < 0.5 else thick, cv2.LINE_AA)
         elif kind < 0.7:
             r = int(rng.integers(4, max(5, side // 5)))
@@ -384,7 +390,8 @@ def _clutter(rng, cfg, image):
                         colour, thick, cv2.LINE_AA)
         else:  # a smooth random walk, wider steps than any glyph stroke
             steps = rng.normal(0, side / 8, size=(int(rng.integers(3, 7)), 2)).cumsum(0) + p
-            cv2.polylines(image, [np.round(steps).astype(np.int32)], False, colour, thick, cv2.LINE_AA)
+            cv2.polylines(image, [np.round(steps).astype(np.int32)], False, colour, thick,
+                          cv2.LINE_AA)
     if rng.random() < 0.3:
         w, h = int(rng.integers(side // 8, side // 2)), int(rng.integers(side // 8, side // 2))
         x, y = int(rng.integers(0, max(1, width - w))), int(rng.integers(0, max(1, height - h)))
@@ -532,7 +539,7 @@ def _make_word(rng, cfg, width, height):
         angle *= 0.5
     for _ in range(4):  # shrink (fewer letters, then smaller) until it fits
         scale = text_h / _HEIGHTS[font]
-        thickness = max(1, int(round(stroke * text_h)))
+        thickness = max(1, round(stroke * text_h))
         layout = _curved_word if curved else _straight_word
         word = layout(rng, cfg, text, font, scale, thickness, angle)
         if word is None:
@@ -596,7 +603,7 @@ def render_sample(rng_or_seed, size=(320, 320), config: SynthConfig | None = Non
         if word is None:
             continue
         text_h = float(np.ptp(word.polygon[:, 1])) if len(word.polygon) else 0.0
-        plate_pad = int(round(0.25 * min(text_h, 40))) + 2 if word.plate else 0
+        plate_pad = round(0.25 * min(text_h, 40)) + 2 if word.plate else 0
         if not _place(rng, cfg, word, occupied, plate_pad):
             continue
         _draw_word(rng, cfg, image, word, plate_pad, labels, len(polygons) + 1)
@@ -640,18 +647,23 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
 
     def __init__(self, num_images: int, size=(320, 320), seed: int = 0, split: str = "train",
                  transform=None, config: SynthConfig | None = None):
-        if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 0:
-            raise ValueError(f"SyntheticTextDataset: num_images must be an int >= 0, got {num_images!r}")
+        if (isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer))
+                or num_images < 0):
+            raise ValueError("SyntheticTextDataset: num_images must be an int >= 0, got "
+                             f"{num_images!r}")
         if split not in SPLITS:
-            raise ValueError(f"SyntheticTextDataset: split must be one of {tuple(SPLITS)}, got {split!r}")
+            raise ValueError(f"SyntheticTextDataset: split must be one of {tuple(SPLITS)}, got "
+                             f"{split!r}")
         if isinstance(size, (int, np.integer)):
             size = (int(size), int(size))
         try:
             self.size = tuple(int(v) for v in size)
         except (TypeError, ValueError) as error:
-            raise TypeError(f"SyntheticTextDataset: size must be (height, width), got {size!r}") from error
+            raise TypeError("SyntheticTextDataset: size must be (height, width), got "
+                            f"{size!r}") from error
         if len(self.size) != 2 or min(self.size) < 32:
-            raise ValueError(f"SyntheticTextDataset: size must be (height, width) >= 32, got {size!r}")
+            raise ValueError("SyntheticTextDataset: size must be (height, width) >= 32, got "
+                             f"{size!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"SyntheticTextDataset: seed must be an int >= 0, got {seed!r}")
         if config is not None and not isinstance(config, SynthConfig):
@@ -678,9 +690,11 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
 
     def _check(self, index):
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"SyntheticTextDataset: index must be an int, got {type(index).__name__}")
+            raise TypeError("SyntheticTextDataset: index must be an int, got "
+                            f"{type(index).__name__}")
         if not -self.num_images <= index < self.num_images:
-            raise IndexError(f"SyntheticTextDataset: index {index} out of range for {self.num_images} images")
+            raise IndexError(f"SyntheticTextDataset: index {index} out of range for "
+                             f"{self.num_images} images")
         return int(index) % self.num_images
 
     def render(self, index: int):

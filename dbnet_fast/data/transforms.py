@@ -43,14 +43,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MAP_KEYS = ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")
 
-# per-channel constants in BGR order, for images as OpenCV loads them
-_BGR_MEAN = np.array(IMAGENET_MEAN[::-1], np.float32) * 255
-_BGR_INV_STD = 1.0 / (np.array(IMAGENET_STD[::-1], np.float32) * 255)
+# per-channel constants on the 0-255 scale, RGB order, shaped (3, 1, 1)
+_MEAN_255 = (torch.tensor(IMAGENET_MEAN) * 255).view(3, 1, 1)
+_INV_STD_255 = (1.0 / (torch.tensor(IMAGENET_STD) * 255)).view(3, 1, 1)
 
 
 def _check_image(image, who):
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        what = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+    array = isinstance(image, np.ndarray)
+    if not array or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        what = f"{image.dtype} {image.shape}" if array else type(image).__name__
         raise ValueError(f"{who}: image must be an (H, W, 3) uint8 BGR array, got {what}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"{who}: image is empty, shape {image.shape}")
@@ -64,7 +65,8 @@ def _check_polygons(polygons, ignore, who):
         except (TypeError, ValueError) as error:
             raise TypeError(f"{who}: polygon {i} must be an (N, 2) array of numbers") from error
         if p.ndim != 2 or p.shape[1] != 2 or len(p) == 0:
-            raise ValueError(f"{who}: polygon {i} must have shape (N, 2) with N >= 1, got {p.shape}")
+            raise ValueError(f"{who}: polygon {i} must have shape (N, 2) with N >= 1, got "
+                             f"{p.shape}")
         if not np.isfinite(p).all():
             raise ValueError(f"{who}: polygon {i} has a NaN or infinite coordinate")
         out.append(p)
@@ -80,8 +82,9 @@ def _check_polygons(polygons, ignore, who):
 def normalize(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 BGR -> (3, H, W) float32 RGB, (x / 255 - mean) / std with the
     ImageNet RGB mean and std. The channel order is reversed (BGR -> RGB) here."""
-    x = (image.astype(np.float32) - _BGR_MEAN) * _BGR_INV_STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[::-1]))
+    # reorder the uint8 bytes first (cheap), then one float pass
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1)[::-1])
+    return torch.from_numpy(planes).float().sub_(_MEAN_255).mul_(_INV_STD_255)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -280,12 +283,15 @@ class TrainTransform:
         if not 0 <= self.flip_prob <= 1:
             raise ValueError(f"TrainTransform: flip_prob must be in [0, 1], got {self.flip_prob}")
         if not 0 <= self.max_rotation <= 180:
-            raise ValueError(f"TrainTransform: max_rotation must be in [0, 180], got {self.max_rotation}")
+            raise ValueError("TrainTransform: max_rotation must be in [0, 180], got "
+                             f"{self.max_rotation}")
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
-            raise ValueError(f"TrainTransform: scale_range must be 0 < low <= high, got {self.scale_range}")
+            raise ValueError("TrainTransform: scale_range must be 0 < low <= high, got "
+                             f"{self.scale_range}")
         if not 0 < self.min_crop_side_ratio <= 1 or self.max_tries < 1:
-            raise ValueError("TrainTransform: min_crop_side_ratio must be in (0, 1] and max_tries >= 1")
+            raise ValueError("TrainTransform: min_crop_side_ratio must be in (0, 1] and "
+                             "max_tries >= 1")
 
     def geometry(self, image_size, polygons, ignore, rng):
         """The random 3x3 matrix from the input image to the output and the valid
@@ -295,7 +301,8 @@ class TrainTransform:
         flipped = rng.random() < self.flip_prob
         if flipped:
             matrix = flip_matrix(width) @ matrix
-        matrix = rotation_matrix((height, width), rng.uniform(-self.max_rotation, self.max_rotation)) @ matrix
+        angle = rng.uniform(-self.max_rotation, self.max_rotation)
+        matrix = rotation_matrix((height, width), angle) @ matrix
         s = rng.uniform(*self.scale_range)
         scaled = (max(1, round(height * s)), max(1, round(width * s)))
         matrix = resize_matrix((height, width), scaled) @ matrix
@@ -321,7 +328,7 @@ class TrainTransform:
                 p = mirror_order(p)
             p = clip_polygon(p, rect) if len(p) >= 3 else p
             lo, hi = (p.min(0), p.max(0)) if len(p) else (None, None)
-            if len(p) == 0 or hi[0] < rect[0] or hi[1] < rect[1] or lo[0] > rect[2] or lo[1] > rect[3]:
+            if len(p) == 0 or (hi < rect[:2]).any() or (lo > rect[2:]).any():
                 continue  # wholly outside the crop
             kept.append(p)
             flags.append(flag)
@@ -354,9 +361,11 @@ class EvalTransform:
         for name in ("short_side", "max_side"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"EvalTransform: {name} must be a positive int or None, got {value!r}")
+                raise ValueError(f"EvalTransform: {name} must be a positive int or None, got "
+                                 f"{value!r}")
         if not isinstance(self.multiple, (int, np.integer)) or self.multiple < 1:
-            raise ValueError(f"EvalTransform: multiple must be a positive int, got {self.multiple!r}")
+            raise ValueError("EvalTransform: multiple must be a positive int, got "
+                             f"{self.multiple!r}")
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the resized image for an input of (height, width)."""
@@ -364,7 +373,7 @@ class EvalTransform:
         if self.max_side is not None and max(height, width) * s > self.max_side:
             s = self.max_side / max(height, width)
         m = self.multiple
-        return max(m, int(round(height * s / m)) * m), max(m, int(round(width * s / m)) * m)
+        return max(m, round(height * s / m) * m), max(m, round(width * s / m) * m)
 
     def __call__(self, image, polygons=(), ignore=None, rng=None) -> dict:
         _check_image(image, "EvalTransform")
@@ -373,7 +382,8 @@ class EvalTransform:
         size = self.output_size(height, width)
         if size != (height, width):
             shrink = size[0] < height or size[1] < width
-            image = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            mode = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            image = cv2.resize(image, size[::-1], interpolation=mode)
         polygons = transform_polygons(polygons, resize_matrix((height, width), size))
         sample = _finish(image, polygons, ignore, self.builder, self.targets)
         sample["shape"] = torch.tensor([height, width], dtype=torch.int64)
@@ -415,7 +425,8 @@ def collate(samples: list[dict]) -> dict:
             continue
         if len({v.ndim for v in values}) != 1 or values[0].ndim < 2 or \
                 len({tuple(v.shape[:-2]) for v in values}) != 1:
-            raise ValueError(f"collate: {key} tensors cannot be padded to one shape: {sorted(shapes)}")
+            raise ValueError(f"collate: {key} tensors cannot be padded to one shape: "
+                             f"{sorted(shapes)}")
         h = max(v.shape[-2] for v in values)
         w = max(v.shape[-1] for v in values)
         out = values[0].new_zeros((len(values), *values[0].shape[:-2], h, w))
@@ -423,5 +434,6 @@ def collate(samples: list[dict]) -> dict:
             out[i, ..., : v.shape[-2], : v.shape[-1]] = v
         batch[key] = out
     if "image" in batch:
-        batch["valid_size"] = torch.tensor([list(s["image"].shape[-2:]) for s in samples], dtype=torch.int64)
+        sizes = [list(s["image"].shape[-2:]) for s in samples]
+        batch["valid_size"] = torch.tensor(sizes, dtype=torch.int64)
     return batch
