@@ -1,0 +1,439 @@
+"""Augmentation and the sample pipeline (MhLiao/DB's training recipe).
+
+A transform is called as ``transform(image, polygons, ignore, rng=None)`` with
+an (H, W, 3) uint8 BGR image (as ``cv2.imread`` gives), a list of (N_i, 2)
+(x, y) pixel polygons, one ignore flag per polygon and a
+``numpy.random.Generator`` (datasets pass one per sample: see
+:mod:`dbnet_fast.data.seeding`). It returns the sample dict:
+
+- ``image``: float32 tensor (3, H, W), RGB, ImageNet-normalised (:func:`normalize`);
+- ``shrink_map``, ``shrink_mask``, ``thresh_map``, ``thresh_mask``: float32
+  (H, W) tensors from :class:`~dbnet_fast.data.DBTargetBuilder`;
+- ``polygons``: list of float32 (N_i, 2) arrays in output coordinates;
+  ``ignore``: list of bools;
+- :class:`EvalTransform` only: ``shape`` int64 (2,) the original (H, W), and
+  ``scale`` float32 (2,) = (sx, sy), output size over original size per axis.
+
+Geometry uses the project's pixel convention (pixel (row i, col j) is the
+point (x=j, y=i)); every geometric step is a 3x3 matrix applied to the
+polygons and, composed, in a single warp to the image, so polygons follow
+the image exactly. :class:`TrainTransform` does, like MhLiao/DB: random
+horizontal flip, rotation in +-10 degrees about the centre (same canvas),
+random scale in [0.5, 3], a random crop whose edges avoid text rows and
+columns where possible (MhLiao's RandomCropData), the crop resized keeping its
+aspect into the top-left of the output square and zero-padded. Polygons
+wholly outside the crop are dropped; polygons cut by it are clipped to it
+(the target builder only clips to the image, which would put text labels on
+the padding); the threshold band (thresh_mask) of a word cut by the crop edge
+may still reach into the padding, as in MhLiao/DB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from dbnet_fast.data.targets import DBTargetBuilder
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MAP_KEYS = ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")
+
+# per-channel constants on the 0-255 scale, RGB order, shaped (3, 1, 1)
+_MEAN_255 = (torch.tensor(IMAGENET_MEAN) * 255).view(3, 1, 1)
+_INV_STD_255 = (1.0 / (torch.tensor(IMAGENET_STD) * 255)).view(3, 1, 1)
+
+
+def _check_image(image, who):
+    array = isinstance(image, np.ndarray)
+    if not array or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        what = f"{image.dtype} {image.shape}" if array else type(image).__name__
+        raise ValueError(f"{who}: image must be an (H, W, 3) uint8 BGR array, got {what}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{who}: image is empty, shape {image.shape}")
+
+
+def _check_polygons(polygons, ignore, who):
+    out = []
+    for i, polygon in enumerate(polygons):
+        try:
+            p = np.asarray(polygon, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{who}: polygon {i} must be an (N, 2) array of numbers") from error
+        if p.ndim != 2 or p.shape[1] != 2 or len(p) == 0:
+            raise ValueError(f"{who}: polygon {i} must have shape (N, 2) with N >= 1, got "
+                             f"{p.shape}")
+        if not np.isfinite(p).all():
+            raise ValueError(f"{who}: polygon {i} has a NaN or infinite coordinate")
+        out.append(p)
+    if ignore is None:
+        flags = [False] * len(out)
+    else:
+        flags = [bool(v) for v in ignore]
+        if len(flags) != len(out):
+            raise ValueError(f"{who}: ignore has {len(flags)} flags for {len(out)} polygons")
+    return out, flags
+
+
+def normalize(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 BGR -> (3, H, W) float32 RGB, (x / 255 - mean) / std with the
+    ImageNet RGB mean and std. The channel order is reversed (BGR -> RGB) here."""
+    # reorder the uint8 bytes first (cheap), then one float pass
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1)[::-1])
+    return torch.from_numpy(planes).float().sub_(_MEAN_255).mul_(_INV_STD_255)
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def flip_matrix(width: int) -> np.ndarray:
+    """Horizontal mirror of an image ``width`` pixels wide: x -> width - 1 - x."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def rotation_matrix(size, degrees: float) -> np.ndarray:
+    """Rotation by ``degrees`` (counter-clockwise on screen, as cv2) about the centre
+    of an image of ``size`` (H, W), keeping the canvas."""
+    height, width = size
+    m = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), float(degrees), 1.0)
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def resize_matrix(size, new_size) -> np.ndarray:
+    """The map of ``cv2.resize`` from (H, W) ``size`` to ``new_size``:
+    x -> (x + 0.5) * new_w / w - 0.5 (pixel edges map to pixel edges)."""
+    (h, w), (nh, nw) = size, new_size
+    sx, sy = nw / w, nh / h
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+
+
+def crop_resize_matrix(box, out_size) -> np.ndarray:
+    """Crop ``box`` = (x0, y0, w, h) (pixels x0 .. x0 + w - 1) resized to ``out_size`` (oh, ow)
+    at the top-left of the output."""
+    x0, y0, w, h = box
+    return resize_matrix((h, w), out_size) @ np.array([[1.0, 0, -x0], [0, 1.0, -y0], [0, 0, 1.0]])
+
+
+def transform_polygons(polygons, matrix) -> list[np.ndarray]:
+    """Each (N, 2) polygon through the 3x3 ``matrix`` (affine or projective), float64."""
+    out = []
+    for p in polygons:
+        p = np.asarray(p, dtype=np.float64)
+        q = p @ matrix[:2, :2].T + matrix[:2, 2]
+        w = p @ matrix[2, :2] + matrix[2, 2]
+        out.append(q / w[:, None])
+    return out
+
+
+def mirror_order(polygon: np.ndarray) -> np.ndarray:
+    """Re-orders a mirrored polygon so it keeps its vertex convention.
+
+    A mirror reverses orientation. A polygon of 2n points written as the top
+    edge (left to right) then the bottom edge back, as ICDAR quads (TL, TR, BR,
+    BL) and curved 2n-point polygons are, gets each half reversed: the old TR
+    becomes the new TL. An odd count keeps its first point and reverses the rest.
+    """
+    n = len(polygon)
+    if n % 2 == 0:
+        half = n // 2
+        return np.concatenate([polygon[:half][::-1], polygon[half:][::-1]])
+    return np.concatenate([polygon[:1], polygon[1:][::-1]])
+
+
+def clip_polygon(polygon: np.ndarray, rect) -> np.ndarray:
+    """``polygon`` (N, 2) clipped to ``rect`` = (x0, y0, x1, y1) (Sutherland-Hodgman).
+
+    Returns the clipped (K, 2) polygon, K = 0 when nothing is left; a polygon
+    wholly inside comes back unchanged (same points, same order)."""
+    x0, y0, x1, y1 = rect
+    lo, hi = polygon.min(0), polygon.max(0)
+    if lo[0] >= x0 and lo[1] >= y0 and hi[0] <= x1 and hi[1] <= y1:
+        return polygon
+    if hi[0] <= x0 or hi[1] <= y0 or lo[0] >= x1 or lo[1] >= y1:
+        return polygon[:0]
+    points = polygon
+    for axis, bound, keep_below in ((0, x0, False), (0, x1, True), (1, y0, False), (1, y1, True)):
+        if len(points) == 0:
+            break
+        inside = points[:, axis] <= bound if keep_below else points[:, axis] >= bound
+        out = []
+        for i in range(len(points)):
+            p, q = points[i - 1], points[i]
+            pin, qin = inside[i - 1], inside[i]
+            if pin != qin:  # the edge crosses the line: add the crossing
+                t = (bound - p[axis]) / (q[axis] - p[axis])
+                out.append(p + t * (q - p))
+            if qin:
+                out.append(q)
+        points = np.array(out).reshape(-1, 2)
+    return points
+
+
+def _runs(indices):
+    """Consecutive runs of sorted ``indices`` as a list of arrays."""
+    return np.split(indices, np.flatnonzero(np.diff(indices) > 1) + 1)
+
+
+def _pick_span(rng, free, length):
+    """Two positions on text-free lines: from two different free runs when there are
+    several (so text between them is kept whole), else anywhere on the free lines."""
+    runs = _runs(free)
+    if len(runs) > 1:
+        a, b = rng.choice(len(runs), size=2, replace=False)
+        lo, hi = sorted((int(rng.choice(runs[a])), int(rng.choice(runs[b]))))
+    else:
+        lo, hi = sorted(int(v) for v in rng.choice(free, size=2))
+    return min(max(lo, 0), length - 1), min(max(hi, 0), length - 1)
+
+
+def text_preserving_crop(polygons, ignore, size, rng, min_side_ratio=0.1, max_tries=10):
+    """A random crop box (x0, y0, w, h) of an image of ``size`` (H, W) whose edges lie on
+    rows and columns crossed by no cared-for polygon's bounding box, holding at least one
+    such polygon (partly at least); the whole image when no try succeeds."""
+    height, width = size
+    rows = np.zeros(height, bool)
+    cols = np.zeros(width, bool)
+    care = [p for p, ig in zip(polygons, ignore) if not ig]
+    boxes = []
+    for p in care:
+        lo = np.floor(p.min(0)).astype(int)
+        hi = np.ceil(p.max(0)).astype(int)
+        boxes.append((lo, hi))
+        cols[np.clip(lo[0], 0, width) : np.clip(hi[0] + 1, 0, width)] = True
+        rows[np.clip(lo[1], 0, height) : np.clip(hi[1] + 1, 0, height)] = True
+    free_x, free_y = np.flatnonzero(~cols), np.flatnonzero(~rows)
+    if free_x.size == 0 or free_y.size == 0 or not care:
+        return 0, 0, width, height
+    for _ in range(max_tries):
+        x0, x1 = _pick_span(rng, free_x, width)
+        y0, y1 = _pick_span(rng, free_y, height)
+        if x1 - x0 < min_side_ratio * width or y1 - y0 < min_side_ratio * height:
+            continue
+        for lo, hi in boxes:
+            if hi[0] >= x0 and lo[0] < x1 and hi[1] >= y0 and lo[1] < y1:
+                return x0, y0, x1 - x0, y1 - y0
+    return 0, 0, width, height
+
+
+def _warp(image, matrix, out_size):
+    """``image`` through the affine 3x3 ``matrix`` into ``out_size`` (H, W); strong
+    downscales first go through an area resize (no aliasing) and then the warp."""
+    factor = math.sqrt(abs(np.linalg.det(matrix[:2, :2])))
+    if factor < 0.66:
+        h, w = image.shape[:2]
+        pre_size = (max(1, round(h * factor * 1.5)), max(1, round(w * factor * 1.5)))
+        pre = cv2.resize(image, pre_size[::-1], interpolation=cv2.INTER_AREA)
+        matrix = matrix @ np.linalg.inv(resize_matrix((h, w), pre_size))
+        image = pre
+    return cv2.warpAffine(image, matrix[:2], (out_size[1], out_size[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def _out_size(size, who):
+    if isinstance(size, (int, np.integer)):
+        size = (size, size)
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{who}: size must be an int or (height, width), got {size!r}") from error
+    if h < 8 or w < 8:
+        raise ValueError(f"{who}: size must be at least 8 pixels, got {size!r}")
+    return h, w
+
+
+def _finish(image, polygons, ignore, builder, targets):
+    sample = {"image": normalize(image)}
+    if targets:
+        maps = builder(polygons, image.shape[:2], ignore)
+        sample.update(zip(MAP_KEYS, maps))
+    sample["polygons"] = [p.astype(np.float32) for p in polygons]
+    sample["ignore"] = list(ignore)
+    return sample
+
+
+@dataclass
+class TrainTransform:
+    """MhLiao/DB training augmentation + labels; see the module documentation.
+
+    Args:
+        size: output side (int) or (height, width); 640 as MhLiao/DB.
+        flip_prob: probability of the horizontal flip.
+        max_rotation: rotations are uniform in +-max_rotation degrees.
+        scale_range: the random scale is uniform in this range.
+        min_crop_side_ratio, max_tries: of the text-preserving crop.
+        builder: makes the label maps (a :class:`DBTargetBuilder`).
+        targets: False leaves the label maps out.
+    """
+
+    size: int | tuple[int, int] = 640
+    flip_prob: float = 0.5
+    max_rotation: float = 10.0
+    scale_range: tuple[float, float] = (0.5, 3.0)
+    min_crop_side_ratio: float = 0.1
+    max_tries: int = 10
+    builder: DBTargetBuilder = field(default_factory=DBTargetBuilder)
+    targets: bool = True
+
+    def __post_init__(self):
+        self.size = _out_size(self.size, "TrainTransform")
+        if not 0 <= self.flip_prob <= 1:
+            raise ValueError(f"TrainTransform: flip_prob must be in [0, 1], got {self.flip_prob}")
+        if not 0 <= self.max_rotation <= 180:
+            raise ValueError("TrainTransform: max_rotation must be in [0, 180], got "
+                             f"{self.max_rotation}")
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise ValueError("TrainTransform: scale_range must be 0 < low <= high, got "
+                             f"{self.scale_range}")
+        if not 0 < self.min_crop_side_ratio <= 1 or self.max_tries < 1:
+            raise ValueError("TrainTransform: min_crop_side_ratio must be in (0, 1] and "
+                             "max_tries >= 1")
+
+    def geometry(self, image_size, polygons, ignore, rng):
+        """The random 3x3 matrix from the input image to the output and the valid
+        output region (oh, ow) (the rest is padding)."""
+        height, width = image_size
+        matrix = np.eye(3)
+        flipped = rng.random() < self.flip_prob
+        if flipped:
+            matrix = flip_matrix(width) @ matrix
+        angle = rng.uniform(-self.max_rotation, self.max_rotation)
+        matrix = rotation_matrix((height, width), angle) @ matrix
+        s = rng.uniform(*self.scale_range)
+        scaled = (max(1, round(height * s)), max(1, round(width * s)))
+        matrix = resize_matrix((height, width), scaled) @ matrix
+        box = text_preserving_crop(transform_polygons(polygons, matrix), ignore, scaled, rng,
+                                   self.min_crop_side_ratio, self.max_tries)
+        out_h, out_w = self.size
+        fit = min(out_w / box[2], out_h / box[3])
+        valid = (max(1, min(out_h, int(box[3] * fit))), max(1, min(out_w, int(box[2] * fit))))
+        return crop_resize_matrix(box, valid) @ matrix, valid, flipped
+
+    def __call__(self, image, polygons=(), ignore=None, rng=None) -> dict:
+        _check_image(image, "TrainTransform")
+        polygons, ignore = _check_polygons(polygons, ignore, "TrainTransform")
+        rng = rng if rng is not None else np.random.default_rng()
+        matrix, (vh, vw), flipped = self.geometry(image.shape[:2], polygons, ignore, rng)
+        out = _warp(image, matrix, self.size)
+        out[vh:] = 0
+        out[:, vw:] = 0
+        rect = (-0.5, -0.5, vw - 0.5, vh - 0.5)
+        kept, flags = [], []
+        for p, flag in zip(transform_polygons(polygons, matrix), ignore):
+            if flipped:
+                p = mirror_order(p)
+            p = clip_polygon(p, rect) if len(p) >= 3 else p
+            lo, hi = (p.min(0), p.max(0)) if len(p) else (None, None)
+            if len(p) == 0 or (hi < rect[:2]).any() or (lo > rect[2:]).any():
+                continue  # wholly outside the crop
+            kept.append(p)
+            flags.append(flag)
+        return _finish(out, kept, flags, self.builder, self.targets)
+
+
+@dataclass
+class EvalTransform:
+    """Resize keeping the aspect ratio, sides rounded to multiples of ``multiple``.
+
+    Args:
+        short_side: scale so the short side becomes this (MhLiao/DB uses 736 on
+            ICDAR 2015); None keeps the scale at 1.
+        max_side: then, if the long side exceeds this, scale it down to it.
+        multiple: each output side is rounded to the nearest multiple (>= 1 multiple).
+        builder, targets: as :class:`TrainTransform`.
+
+    The sample also holds ``shape`` (original H, W) and ``scale`` = (sx, sy), the
+    output size over the original per axis; :func:`unscale_polygons` maps output
+    points back exactly (``points / scale`` is within half a pixel).
+    """
+
+    short_side: int | None = None
+    max_side: int | None = None
+    multiple: int = 32
+    builder: DBTargetBuilder = field(default_factory=DBTargetBuilder)
+    targets: bool = True
+
+    def __post_init__(self):
+        for name in ("short_side", "max_side"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"EvalTransform: {name} must be a positive int or None, got "
+                                 f"{value!r}")
+        if not isinstance(self.multiple, (int, np.integer)) or self.multiple < 1:
+            raise ValueError("EvalTransform: multiple must be a positive int, got "
+                             f"{self.multiple!r}")
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the resized image for an input of (height, width)."""
+        s = 1.0 if self.short_side is None else self.short_side / min(height, width)
+        if self.max_side is not None and max(height, width) * s > self.max_side:
+            s = self.max_side / max(height, width)
+        m = self.multiple
+        return max(m, round(height * s / m) * m), max(m, round(width * s / m) * m)
+
+    def __call__(self, image, polygons=(), ignore=None, rng=None) -> dict:
+        _check_image(image, "EvalTransform")
+        polygons, ignore = _check_polygons(polygons, ignore, "EvalTransform")
+        height, width = image.shape[:2]
+        size = self.output_size(height, width)
+        if size != (height, width):
+            shrink = size[0] < height or size[1] < width
+            mode = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            image = cv2.resize(image, size[::-1], interpolation=mode)
+        polygons = transform_polygons(polygons, resize_matrix((height, width), size))
+        sample = _finish(image, polygons, ignore, self.builder, self.targets)
+        sample["shape"] = torch.tensor([height, width], dtype=torch.int64)
+        sample["scale"] = torch.tensor([size[1] / width, size[0] / height], dtype=torch.float32)
+        return sample
+
+
+def unscale_polygons(polygons, scale) -> list[np.ndarray]:
+    """Output-coordinate polygons back to the original image of an :class:`EvalTransform`
+    sample: x -> (x + 0.5) / sx - 0.5 (same for y), float32."""
+    sx, sy = (float(v) for v in scale)
+    factor = np.array([sx, sy])
+    return [((np.asarray(p, np.float64) + 0.5) / factor - 0.5).astype(np.float32) for p in polygons]
+
+
+def collate(samples: list[dict]) -> dict:
+    """DataLoader ``collate_fn`` for sample dicts.
+
+    Tensors are stacked (B, ...); images or maps of different sizes are zero-padded
+    at the bottom and right to the largest (masks are 0 there, so losses skip it).
+    ``valid_size`` int64 (B, 2) holds each sample's own (h, w). Everything else
+    (``polygons``, ``ignore``, ``texts``) becomes a list with one entry per sample.
+    """
+    if not samples:
+        raise ValueError("collate: empty batch")
+    keys = list(samples[0])
+    for i, s in enumerate(samples):
+        if list(s) != keys:
+            raise ValueError(f"collate: sample {i} has keys {list(s)}, sample 0 has {keys}")
+    batch = {}
+    for key in keys:
+        values = [s[key] for s in samples]
+        if not all(isinstance(v, torch.Tensor) for v in values):
+            batch[key] = values
+            continue
+        shapes = {tuple(v.shape) for v in values}
+        if len(shapes) == 1:
+            batch[key] = torch.stack(values)
+            continue
+        if len({v.ndim for v in values}) != 1 or values[0].ndim < 2 or \
+                len({tuple(v.shape[:-2]) for v in values}) != 1:
+            raise ValueError(f"collate: {key} tensors cannot be padded to one shape: "
+                             f"{sorted(shapes)}")
+        h = max(v.shape[-2] for v in values)
+        w = max(v.shape[-1] for v in values)
+        out = values[0].new_zeros((len(values), *values[0].shape[:-2], h, w))
+        for i, v in enumerate(values):
+            out[i, ..., : v.shape[-2], : v.shape[-1]] = v
+        batch[key] = out
+    if "image" in batch:
+        sizes = [list(s["image"].shape[-2:]) for s in samples]
+        batch["valid_size"] = torch.tensor(sizes, dtype=torch.int64)
+    return batch
