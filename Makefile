@@ -64,9 +64,10 @@ cpp-sanitize:
 FUZZ_SECONDS ?= 60
 fuzz:
 	cmake -S . -B build/fuzz -DDBF_FUZZ=ON -DDBF_CUDA_CHECK=OFF -DCMAKE_CXX_COMPILER=$(or $(shell command -v clang++ || command -v clang++-14),clang++)
-	cmake --build build/fuzz -j 2 --target fuzz_targets
-	mkdir -p build/fuzz/corpus
+	cmake --build build/fuzz -j 2 --target fuzz_targets fuzz_postprocess
+	mkdir -p build/fuzz/corpus build/fuzz/corpus_postprocess
 	build/fuzz/fuzz_targets -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus
+	build/fuzz/fuzz_postprocess -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus_postprocess
 
 clean:
 	rm -rf build dist *.egg-info dbnet_fast/_C*.so bench-results $(BUILD_STAMP)

@@ -4,7 +4,8 @@
 // hence DBF_FORCE_INLINE on the core loops.
 #pragma once
 
-#if defined(__x86_64__) && defined(__GNUC__)
+// GCC only: clang (the fuzz build) takes no arch= clones.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DBF_CPU_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
