@@ -2,6 +2,8 @@
 
 - :class:`DBNet`: backbone (ResNet-18/50 with optional deformable convs,
   MobileNetV3-Large), FPN or FPN + Adaptive Scale Fusion neck, DB heads.
+- :class:`PPOCRDet` / :func:`load_ppocr_det`: PaddleOCR's pretrained PP-OCRv4
+  mobile detector (PP-LCNetV3 + RSE-FPN + DB head) loaded from its ONNX export.
 - :class:`DBLoss`: the DB loss through the fused op :func:`dbnet_fast.ops.db_loss`.
 """
 
@@ -10,6 +12,8 @@ from dbnet_fast.model.dbnet import NECKS, DBNet
 from dbnet_fast.model.head import DBHead
 from dbnet_fast.model.loss import DBLoss
 from dbnet_fast.model.necks import FPN, AdaptiveScaleFusion
+from dbnet_fast.model.ppocr import (PPOCRDet, load_ppocr_det, ppocr_normalize, ppocr_preprocess,
+                                     ppocr_resize)
 
 __all__ = [
     "BACKBONES",
@@ -20,5 +24,10 @@ __all__ = [
     "DBNet",
     "FPN",
     "ModulatedDeformConv2d",
+    "PPOCRDet",
     "build_backbone",
+    "load_ppocr_det",
+    "ppocr_normalize",
+    "ppocr_preprocess",
+    "ppocr_resize",
 ]
