@@ -417,6 +417,11 @@ def load_ppocr_det(path: str | os.PathLike | None = None, k: float = 50.0) -> PP
 
     if path is None:
         path = default_onnx_path()
+    elif not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"load_ppocr_det: no file {os.fspath(path)!r}; {ONNX_FILE} ships in the wheel of "
+            f"rapidocr-onnxruntime 1.4.4 (`pip install --no-deps rapidocr-onnxruntime==1.4.4`, "
+            f"then call load_ppocr_det() without a path)")
     model = PPOCRDet(k=k)
     load_onnx_weights(model, os.fspath(path))
     return model.eval()

@@ -114,8 +114,9 @@ def read_records(path: str) -> list[Record]:
                 continue  # activations: x * clip(...), x * gate
             bias = bias_add(out)
             if bias is None:
-                raise ValueError(f"{path}: Mul node {out!r} by a constant is not followed by "
-                                 f"an Add of a constant (not a learnable affine block)")
+                raise ValueError(f"{path}: not the PP-OCRv4 mobile detector's export (Mul node "
+                                 f"{out!r} by a constant is not followed by an Add of a "
+                                 f"constant, as a learnable affine block is)")
             records.append(Record("affine", out, {"scale": scale, "bias": bias}))
         elif op == "HardSigmoid":
             records.append(Record("hardsigmoid", out, {}, attrs_of(node)))
