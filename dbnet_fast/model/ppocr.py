@@ -259,7 +259,8 @@ class RSEFPN(nn.Module):
     def __init__(self, in_channels=OUT_CHANNELS, out_channels: int = NECK_CHANNELS):
         super().__init__()
         self.lateral = nn.ModuleList(RSELayer(c, out_channels, 1) for c in in_channels)
-        self.smooth = nn.ModuleList(RSELayer(out_channels, out_channels // 4, 3) for _ in in_channels)
+        self.smooth = nn.ModuleList(RSELayer(out_channels, out_channels // 4, 3)
+                                    for _ in in_channels)
         self.out_channels = out_channels
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
@@ -367,7 +368,8 @@ def _check_images(images) -> None:
     if torch.jit.is_tracing():
         return
     if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"PPOCRDet: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        raise ValueError(f"PPOCRDet: images must have shape (B, 3, H, W), "
+                         f"got {tuple(images.shape)}")
     if not images.is_floating_point():
         raise TypeError(f"PPOCRDet: images must be a floating-point tensor, got {images.dtype}"
                         " (normalise uint8 images with ppocr_normalize)")

@@ -59,7 +59,8 @@ def read_records(path: str) -> list[Record]:
     except FileNotFoundError:
         raise
     except Exception as err:  # protobuf DecodeError and friends
-        raise ValueError(f"{path} is not a readable ONNX model ({type(err).__name__}: {err})") from err
+        raise ValueError(f"{path} is not a readable ONNX model "
+                         f"({type(err).__name__}: {err})") from err
     graph = model.graph
     consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     consumers: dict[str, list] = {}
@@ -163,7 +164,8 @@ def load_onnx_weights(model: nn.Module, path: str) -> None:
                                  f"{record.node!r} is a {record.kind}")
             for attr, expected in _expected_attrs(layer).items():
                 found = record.attrs.get(attr)
-                if found is not None and list(np.atleast_1d(found)) != list(np.atleast_1d(expected)):
+                same = list(np.atleast_1d(found)) == list(np.atleast_1d(expected))
+                if found is not None and not same:
                     raise ValueError(f"PP-OCR weights: {name} has {attr}={expected} but graph "
                                      f"node {record.node!r} has {found}")
             if kind == "hardsigmoid":
