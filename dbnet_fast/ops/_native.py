@@ -1,45 +1,122 @@
 """Loads the native extension ``dbnet_fast._C`` and checks that it matches torch.
 
 This is the only module that imports ``_C``; the ops reach it through here.
+
+The check runs BEFORE ``_C`` is imported: an extension built for another torch
+or CUDA fails to load with an undefined symbol (or a missing libcudart), which
+tells the user nothing. setup.py records what it built against in the generated
+module ``dbnet_fast._build_config``; a mismatch raises an ImportError that names
+the wheel to install. If loading ``_C`` still fails with a linker error, the same
+advice is given.
 """
 
 from __future__ import annotations
 
 import torch
 
+# The PEP 503 index that .github/workflows/wheels.yml publishes: one folder per
+# CUDA flavour and torch release, e.g. <index>/cu130/torch2.14/ (see README).
+WHEEL_INDEX_URL = "https://dbnet-fast.github.io/whl"
+
+# What a failed load of an extension built for another torch or CUDA says.
+_LINKER_ERRORS = ("undefined symbol", "cannot open shared object file", "version `")
+
 
 def _public(version: str) -> str:
-    return version.split("+")[0]
+    return str(version).split("+")[0]
+
+
+def _minor(version: str) -> str:
+    """'2.14.1+cu130' -> '2.14'."""
+    return ".".join(_public(version).split(".")[:2])
+
+
+def flavour(cuda_version: str | None) -> str:
+    """The wheel's build tag for a CUDA version: None -> 'cpu', '13.0' -> 'cu130'."""
+    return "cu" + cuda_version.replace(".", "") if cuda_version else "cpu"
+
+
+def install_advice(torch_version: str, torch_cuda: str | None) -> str:
+    """How to get the dbnet_fast that matches the installed torch."""
+    folder = f"{WHEEL_INDEX_URL}/{flavour(torch_cuda)}/torch{_minor(torch_version)}/"
+    return (
+        f"Install the dbnet_fast wheel for torch {_minor(torch_version)} "
+        f"({'CPU' if torch_cuda is None else 'CUDA ' + torch_cuda}): "
+        f"`pip install --force-reinstall --no-deps dbnet-fast --extra-index-url {folder}`, "
+        "or build it from source against this torch: "
+        "`pip install --no-build-isolation .` in a checkout (README: 'Installing a wheel / "
+        "building from source')."
+    )
 
 
 def check_torch_matches(built: dict, torch_version: str, torch_cuda: str | None) -> None:
-    """Raise ImportError when the extension was built for another torch or CUDA."""
-    if _public(built["torch_version"]) != _public(torch_version):
+    """Raise ImportError when the extension was built for another torch or CUDA.
+
+    ``built`` has ``version``, ``torch_version``, ``with_cuda`` and ``cuda_version`` as
+    :func:`build_info` gives them. Torch must be the same release series (major.minor:
+    patch releases keep the C++ ABI); a build with CUDA kernels also needs torch's CUDA
+    version to be the build's. A CPU-only build runs under any flavour of its torch.
+    """
+    advice = install_advice(torch_version, torch_cuda)
+    installed = f"torch {torch_version}"
+    if _minor(built["torch_version"]) != _minor(torch_version):
         raise ImportError(
             f"dbnet_fast {built['version']} was built for torch {built['torch_version']}, "
-            f"but torch {torch_version} is installed. Install the dbnet_fast wheel built for "
-            f"torch {_public(torch_version)}, or rebuild from source with "
-            "`pip install --no-build-isolation .`."
+            f"but {installed} is installed. {advice}"
         )
-    if built["with_cuda"] and built["cuda_version"] != torch_cuda:
+    if built["with_cuda"] and torch_cuda is None:
         raise ImportError(
             f"dbnet_fast {built['version']} has CUDA {built['cuda_version']} kernels, but the "
-            f"installed torch uses CUDA {torch_cuda}. Install the matching wheel "
-            "(see README, 'Which wheel') or rebuild from source."
+            f"installed torch is a CPU-only build ({installed}). {advice}"
+        )
+    if built["with_cuda"] and _minor(built["cuda_version"]) != _minor(torch_cuda):
+        raise ImportError(
+            f"dbnet_fast {built['version']} has CUDA {built['cuda_version']} kernels, but the "
+            f"installed torch uses CUDA {torch_cuda} ({installed}). {advice}"
         )
 
 
-try:
-    from dbnet_fast import _C
-except ImportError as error:
-    raise ImportError(
-        f"dbnet_fast's native extension could not be loaded with torch {torch.__version__} "
-        f"({error}). It is usually built for another torch or CUDA version: install the "
-        "matching wheel, or rebuild with `pip install --no-build-isolation -e .`."
-    ) from error
+def recorded_build() -> dict | None:
+    """What setup.py recorded about the build (None for a build older than the record)."""
+    try:
+        from dbnet_fast import _build_config as config
+    except ImportError:
+        return None
+    return {
+        "version": config.VERSION,
+        "torch_version": config.TORCH_VERSION,
+        "cuda_version": config.CUDA_VERSION,
+        "cuda_archs": config.CUDA_ARCHS,
+        "with_cuda": config.WITH_CUDA,
+    }
 
+
+def load_extension(built: dict | None, torch_version: str, torch_cuda: str | None):
+    """Check ``built`` against torch, then import ``dbnet_fast._C`` and return it."""
+    if built is not None:
+        check_torch_matches(built, torch_version, torch_cuda)
+    try:
+        from dbnet_fast import _C
+    except ImportError as error:
+        what = f"dbnet_fast {built['version']}" if built else "dbnet_fast"
+        if any(text in str(error) for text in _LINKER_ERRORS):
+            raise ImportError(
+                f"{what}'s native extension does not load with torch {torch_version} ({error}): "
+                "it was built for another torch or CUDA version. "
+                + install_advice(torch_version, torch_cuda)
+            ) from error
+        raise ImportError(
+            f"{what}'s native extension could not be loaded with torch {torch_version} "
+            f"({error}). If this is a source checkout, build it with "
+            "`pip install --no-build-isolation -e .`; otherwise "
+            + install_advice(torch_version, torch_cuda)
+        ) from error
+    check_torch_matches(dict(_C.build_info()), torch_version, torch_cuda)
+    return _C
+
+
+_C = load_extension(recorded_build(), torch.__version__, torch.version.cuda)
 BUILD_INFO: dict = dict(_C.build_info())
-check_torch_matches(BUILD_INFO, torch.__version__, torch.version.cuda)
 
 
 def build_info() -> dict:
