@@ -1,0 +1,153 @@
+"""Checks a repaired dbnet_fast wheel before it is published (scripts/build_wheels.sh).
+
+    python scripts/check_wheel.py dist/dbnet_fast-0.1.0+cu130-cp311-cp311-manylinux_2_28_x86_64.whl
+
+- the file name: version with the build tag (+cpu / +cuXYZ) that the recorded build
+  (dbnet_fast/_build_config.py inside the wheel) gives, a manylinux platform tag;
+- one extension dbnet_fast/_C*.so; no library grafted in by auditwheel (torch's, CUDA's
+  and OpenMP's libraries come from torch; anything else needs a decision);
+- a CPU wheel links no CUDA library; a CUDA wheel holds device code (cubin) for every
+  architecture of its TORCH_CUDA_ARCH_LIST and PTX for each '+PTX' one (cuobjdump).
+
+Run it with the build venv's Python so that cuobjdump is found next to triton when
+neither CUOBJDUMP, PATH nor CUDA_HOME has one. Prints what it checked; exits 1 with
+the reasons when something is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+CUDA_LIBRARIES = ("libcudart", "libc10_cuda", "libtorch_cuda", "libcuda.")
+
+
+def read_build_config(wheel: zipfile.ZipFile) -> dict:
+    try:
+        text = wheel.read("dbnet_fast/_build_config.py").decode()
+    except KeyError:
+        raise SystemExit("check_wheel: the wheel has no dbnet_fast/_build_config.py "
+                         "(setup.py writes it; the import-time torch check needs it)") from None
+    config: dict = {}
+    exec(compile(text, "_build_config.py", "exec"), {}, config)
+    return config
+
+
+def expected_device_code(arch_list: str) -> tuple[set[str], set[str]]:
+    """TORCH_CUDA_ARCH_LIST -> (cubin architectures, PTX architectures), e.g.
+    '8.0;9.0a;12.0+PTX' -> ({'sm_80', 'sm_90a', 'sm_120'}, {'sm_120'})."""
+    cubins, ptx = set(), set()
+    for item in arch_list.replace(" ", ";").split(";"):
+        if not item:
+            continue
+        match = re.fullmatch(r"(\d+)\.(\d+)([af]?)(\+PTX)?", item)
+        if not match:
+            raise SystemExit(f"check_wheel: cannot check the architecture {item!r} of "
+                             f"TORCH_CUDA_ARCH_LIST={arch_list!r}; give numbers such as 8.6 or 12.0+PTX")
+        name = f"sm_{match[1]}{match[2]}{match[3]}"
+        cubins.add(name)
+        if match[4]:
+            ptx.add(name)
+    return cubins, ptx
+
+
+def find_cuobjdump() -> str:
+    candidates = [os.environ.get("CUOBJDUMP"), shutil.which("cuobjdump")]
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home:
+            candidates.append(os.path.join(home, "bin", "cuobjdump"))
+    triton = importlib.util.find_spec("triton")
+    if triton and triton.origin:
+        candidates.append(os.path.join(os.path.dirname(triton.origin), "backends", "nvidia", "bin", "cuobjdump"))
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise SystemExit("check_wheel: no cuobjdump found; set CUOBJDUMP, put a CUDA toolkit's bin on "
+                     "PATH, or `pip install nvidia-cuda-cuobjdump` (triton ships one too)")
+
+
+def listed(cuobjdump: str, option: str, library: str, suffix: str) -> set[str]:
+    result = subprocess.run([cuobjdump, option, library], capture_output=True, text=True)
+    if result.returncode != 0 and "does not contain" not in result.stderr + result.stdout:
+        raise SystemExit(f"check_wheel: {cuobjdump} {option} failed:\n{result.stderr}")
+    print(result.stdout.rstrip())
+    return set(re.findall(rf"\.(sm_\d+[af]?)\.{suffix}\b", result.stdout))
+
+
+def needed_libraries(library: str) -> list[str]:
+    result = subprocess.run(["readelf", "-d", library], capture_output=True, text=True, check=True)
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", result.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("wheel")
+    path = parser.parse_args().wheel
+    problems: list[str] = []
+
+    name = os.path.basename(path)
+    match = re.fullmatch(r"dbnet_fast-([^-]+)-([^-]+)-([^-]+)-([^-]+)\.whl", name)
+    if not match:
+        raise SystemExit(f"check_wheel: {name} is not a dbnet_fast wheel file name")
+    version, _, _, platform = match.groups()
+    with zipfile.ZipFile(path) as wheel:
+        config = read_build_config(wheel)
+        names = wheel.namelist()
+        extensions = [n for n in names if re.fullmatch(r"dbnet_fast/_C\.[^/]*\.so", n)]
+        grafted = [n for n in names if re.match(r"dbnet_fast[^/]*\.libs/", n)]
+        with tempfile.TemporaryDirectory() as folder:
+            if len(extensions) == 1:
+                wheel.extract(extensions[0], folder)
+            library = os.path.join(folder, extensions[0]) if len(extensions) == 1 else None
+            tag = "cu" + config["CUDA_VERSION"].replace(".", "") if config["WITH_CUDA"] else "cpu"
+            print(f"{name}\n  recorded build: {config}")
+
+            if config["VERSION"] != version:
+                problems.append(f"file name version {version} is not the recorded {config['VERSION']}")
+            if not version.endswith("+" + tag):
+                problems.append(f"version {version} lacks the build tag +{tag}")
+            if not re.fullmatch(r"manylinux_\d+_\d+_x86_64|manylinux_\d+_\d+_aarch64", platform.split(".")[0]):
+                problems.append(f"platform tag {platform} is not manylinux (auditwheel repair did not run?)")
+            if len(extensions) != 1:
+                problems.append(f"expected one dbnet_fast/_C*.so, found {extensions}")
+            if grafted:
+                problems.append("auditwheel grafted libraries into the wheel (torch and CUDA provide "
+                                f"theirs; add an --exclude or a dependency): {grafted}")
+
+            if library:
+                needed = needed_libraries(library)
+                print(f"  NEEDED: {' '.join(needed)}")
+                cuda_needed = [n for n in needed if n.startswith(CUDA_LIBRARIES)]
+                if config["WITH_CUDA"]:
+                    cuobjdump = find_cuobjdump()
+                    want_cubins, want_ptx = expected_device_code(config["CUDA_ARCHS"])
+                    print(f"  {cuobjdump} --list-elf / --list-ptx:")
+                    cubins = listed(cuobjdump, "--list-elf", library, "cubin")
+                    ptx = listed(cuobjdump, "--list-ptx", library, "ptx")
+                    if want_cubins - cubins:
+                        problems.append(f"no device code for {sorted(want_cubins - cubins)}")
+                    if want_ptx - ptx:
+                        problems.append(f"no PTX for {sorted(want_ptx - ptx)}")
+                    if not want_cubins:
+                        problems.append("a CUDA build with an empty architecture list")
+                    print(f"  cubins {sorted(cubins)}, PTX {sorted(ptx)}; expected cubins "
+                          f"{sorted(want_cubins)}, PTX {sorted(want_ptx)}")
+                elif cuda_needed:
+                    problems.append(f"a CPU wheel that links CUDA libraries: {cuda_needed}")
+
+    if problems:
+        print("check_wheel FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    print("  check passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
