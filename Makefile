@@ -18,7 +18,7 @@ NATIVE_SOURCES := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu'
 ENV_STAMP := $(VENV)/.dbnet_fast-env
 BUILD_STAMP := $(VENV)/.dbnet_fast-build
 
-.PHONY: all env build test demo bench cpp-test cpp-sanitize fuzz clean
+.PHONY: all env build test demo bench cpp-test cpp-sanitize fuzz wheel clean
 
 all: build
 
@@ -68,6 +68,15 @@ fuzz:
 	mkdir -p build/fuzz/corpus build/fuzz/corpus_postprocess
 	build/fuzz/fuzz_targets -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus
 	build/fuzz/fuzz_postprocess -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus_postprocess
+
+# Release wheels in dist/: +cpu (torch 2.13.0) and +cu130 (torch 2.14.1, every
+# architecture of DESIGN.md section 4 unless TORCH_CUDA_ARCH_LIST is given), each
+# repaired by auditwheel, checked with cuobjdump and smoke-tested in a fresh venv
+# (scripts/build_wheels.sh; WHEEL_TARGETS picks others). The one-architecture
+# default above is for development builds: the wheel ignores it.
+WHEEL_ARCHS := $(if $(filter file,$(origin TORCH_CUDA_ARCH_LIST)),,$(TORCH_CUDA_ARCH_LIST))
+wheel:
+	TORCH_CUDA_ARCH_LIST='$(WHEEL_ARCHS)' PYTHON=$(PYTHON) nice -n 15 bash scripts/build_wheels.sh
 
 clean:
 	rm -rf build dist *.egg-info dbnet_fast/_C*.so bench-results $(BUILD_STAMP)

@@ -73,12 +73,21 @@ def find_cuobjdump() -> str:
                      "PATH, or `pip install nvidia-cuda-cuobjdump` (triton ships one too)")
 
 
-def listed(cuobjdump: str, option: str, library: str, suffix: str) -> set[str]:
+def listed(cuobjdump: str, option: str, library: str, suffix: str) -> dict[str, set[str]]:
+    """cuobjdump's listing as {object (one per .cu file): architectures}."""
     result = subprocess.run([cuobjdump, option, library], capture_output=True, text=True)
     if result.returncode != 0 and "does not contain" not in result.stderr + result.stdout:
         raise SystemExit(f"check_wheel: {cuobjdump} {option} failed:\n{result.stderr}")
     print(result.stdout.rstrip())
-    return set(re.findall(rf"\.(sm_\d+[af]?)\.{suffix}\b", result.stdout))
+    found: dict[str, set[str]] = {}
+    for obj, arch in re.findall(rf"file\s+\d+:\s+(\S+?)\.(sm_\d+[af]?)\.{suffix}\b", result.stdout):
+        found.setdefault(obj, set()).add(arch)
+    return found
+
+
+def missing(found: dict[str, set[str]], objects: set[str], wanted: set[str], what: str) -> list[str]:
+    return [f"{obj}: no {what} for {sorted(wanted - found.get(obj, set()))}"
+            for obj in sorted(objects) if wanted - found.get(obj, set())]
 
 
 def needed_libraries(library: str) -> list[str]:
@@ -131,14 +140,15 @@ def main() -> int:
                     print(f"  {cuobjdump} --list-elf / --list-ptx:")
                     cubins = listed(cuobjdump, "--list-elf", library, "cubin")
                     ptx = listed(cuobjdump, "--list-ptx", library, "ptx")
-                    if want_cubins - cubins:
-                        problems.append(f"no device code for {sorted(want_cubins - cubins)}")
-                    if want_ptx - ptx:
-                        problems.append(f"no PTX for {sorted(want_ptx - ptx)}")
+                    objects = set(cubins) | set(ptx)
+                    if not objects:
+                        problems.append("a CUDA wheel without device code")
                     if not want_cubins:
                         problems.append("a CUDA build with an empty architecture list")
-                    print(f"  cubins {sorted(cubins)}, PTX {sorted(ptx)}; expected cubins "
-                          f"{sorted(want_cubins)}, PTX {sorted(want_ptx)}")
+                    problems += missing(cubins, objects, want_cubins, "device code (cubin)")
+                    problems += missing(ptx, objects, want_ptx, "PTX")
+                    print(f"  {len(objects)} CUDA objects ({', '.join(sorted(objects))}); each must hold "
+                          f"cubins {sorted(want_cubins)} and PTX {sorted(want_ptx)}")
                 elif cuda_needed:
                     problems.append(f"a CPU wheel that links CUDA libraries: {cuda_needed}")
 
