@@ -16,7 +16,7 @@ import torch
 
 # The PEP 503 index that .github/workflows/wheels.yml publishes: one folder per
 # CUDA flavour and torch release, e.g. <index>/cu130/torch2.14/ (see README).
-WHEEL_INDEX_URL = "https://dbnet-fast.github.io/whl"
+WHEEL_INDEX_URL = "https://dbnet-fast.github.io/dbnet_fast/whl"
 
 # What a failed load of an extension built for another torch or CUDA says.
 _LINKER_ERRORS = ("undefined symbol", "cannot open shared object file", "version `")
