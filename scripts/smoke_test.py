@@ -5,7 +5,8 @@ fresh venv that holds only torch, the wheel and its dependencies).
 
 Checks: the package imports from site-packages (not a source tree), build_info()
 describes the wheel (version, torch, CUDA, architectures), each op runs on the CPU
-with tiny inputs and gives sane values, and a torch of another release is refused
+with tiny inputs and gives sane values (binarize, loss against the float64
+reference, label maps, post-processing), and a torch of another release is refused
 at import with advice rather than a linker error. Exits non-zero on the first failure.
 """
 
@@ -115,6 +116,24 @@ def check_loss(torch, ops, maps) -> None:
     check(abs(float(single) - reference["total"]) < 1e-4 * max(1.0, reference["total"]), "db_loss float32")
 
 
+def check_postprocess(torch, ops) -> None:
+    from dbnet_fast.postprocess import DBPostProcessor
+
+    prob = torch.full((2, 40, 60), 0.05)
+    prob[0, 10:21, 10:46] = 0.9  # one word in image 0, none in image 1
+    boxes, scores, counts = ops.db_boxes(prob)
+    check(counts.tolist() == [1, 0] and boxes.shape == (1, 4, 2) and boxes.dtype == torch.float32,
+          f"db_boxes: one box in image 0, none in image 1 (counts {counts.tolist()})")
+    x, y = boxes[0, :, 0], boxes[0, :, 1]
+    check(abs(float(scores[0]) - 0.9) < 0.05, f"db_boxes score {float(scores[0]):.3f} ~ 0.9")
+    check(float(x.min()) < 10 and float(x.max()) > 45 and float(y.min()) < 10 and float(y.max()) > 20
+          and float(x.min()) > 0 and float(y.max()) < 40, f"db_boxes box {boxes[0].tolist()} holds the word, grown")
+    detections = DBPostProcessor()(prob.unsqueeze(1), [(80, 120), (80, 120)])
+    check([len(d) for d in detections] == [1, 0]
+          and torch.allclose(detections[0].boxes, boxes * 2, atol=1e-3),
+          "DBPostProcessor quads, rescaled to the original size")
+
+
 def check_other_torch_refused() -> None:
     code = ("import sys, torch; torch.__version__ = '1.13.1'\n"
             "try:\n    import dbnet_fast\nexcept ImportError as error:\n"
@@ -144,6 +163,7 @@ def main() -> int:
     check_binarize(torch, ops)
     maps = check_targets(torch, ops)
     check_loss(torch, ops, maps)
+    check_postprocess(torch, ops)
     check_other_torch_refused()
     print("smoke test passed")
     return 0
