@@ -3,7 +3,7 @@
 #
 # For each target TAG:TORCH_SPEC of WHEEL_TARGETS (default: the CPU torch and the
 # CUDA 13.0 torch of this machine):
-#   1. a build venv with that torch (cached in $WORK, made anew when the spec changes);
+#   1. a build venv with that torch (cached in $WHEEL_WORK, made anew when the spec changes);
 #   2. `pip wheel --no-build-isolation` in a copy of the files git knows (tracked, and
 #      untracked but not ignored), so no in-place build of a developer gets in;
 #   3. auditwheel repair to a manylinux tag, leaving out torch's, CUDA's and OpenMP's
@@ -11,13 +11,14 @@
 #   4. scripts/check_wheel.py: tags, recorded build, no grafted library, cuobjdump shows
 #      device code for every architecture and the PTX;
 #   5. a fresh venv with only that torch and the wheel: scripts/smoke_test.py.
-# Wheels that pass all five are copied to $DIST.
+# Wheels that pass all five are copied to $WHEEL_DIST.
 #
 # Environment:
 #   WHEEL_TARGETS         "cpu:torch==2.13.0+cpu cu130:torch==2.14.1": TAG (cpu or cuXYZ, the
 #                         flavour that torch is) and a pip requirement for torch
 #   PYTHON                base interpreter of the venvs (python3)
-#   DIST, WORK            output folder (dist), work folder (build/wheels)
+#   WHEEL_DIST            where the wheels go (dist)
+#   WHEEL_WORK            venvs, source copies, logs (build/wheels; kept between runs)
 #   TORCH_CUDA_ARCH_LIST  empty or unset: setup.py's list for the CUDA version (DESIGN.md 4)
 #   AUDITWHEEL_PLAT       auto (the most compatible manylinux tag the wheel meets), or a tag
 #   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, ...   where pip finds torch (CI: PyTorch's index)
@@ -28,8 +29,8 @@ ROOT=$PWD
 
 PYTHON=${PYTHON:-python3}
 WHEEL_TARGETS=${WHEEL_TARGETS:-"cpu:torch==2.13.0+cpu cu130:torch==2.14.1"}
-DIST=$(realpath -m "${DIST:-dist}")
-WORK=$(realpath -m "${WORK:-build/wheels}")
+DIST=$(realpath -m "${WHEEL_DIST:-dist}")
+WORK=$(realpath -m "${WHEEL_WORK:-build/wheels}")
 AUDITWHEEL_PLAT=${AUDITWHEEL_PLAT:-auto}
 [ -n "${TORCH_CUDA_ARCH_LIST:-}" ] || unset TORCH_CUDA_ARCH_LIST
 # Never grafted into the wheel: torch's libraries, its OpenMP runtime (one thread pool
@@ -83,9 +84,9 @@ copy_sources() {
 # recorded KEY WHEEL: a value of dbnet_fast/_build_config.py inside the wheel.
 recorded() {
   "$PYTHON" - "$1" "$2" <<'EOF'
-import sys, zipfile
-values = {}
-exec(zipfile.ZipFile(sys.argv[2]).read("dbnet_fast/_build_config.py").decode(), {}, values)
+import ast, sys, zipfile
+text = zipfile.ZipFile(sys.argv[2]).read("dbnet_fast/_build_config.py").decode()
+values = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(text).body if isinstance(n, ast.Assign)}
 print(values[sys.argv[1]] or "")
 EOF
 }

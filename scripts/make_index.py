@@ -18,6 +18,7 @@ pages are written anew each run.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import html
 import os
@@ -38,9 +39,14 @@ def index_folder(wheel: Path) -> str:
         try:
             text = archive.read("dbnet_fast/_build_config.py").decode()
         except KeyError:
-            raise SystemExit(f"make_index: {wheel} records no build (dbnet_fast/_build_config.py)") from None
-    config: dict = {}
-    exec(compile(text, "_build_config.py", "exec"), {}, config)
+            raise SystemExit(
+                f"make_index: {wheel} records no build (dbnet_fast/_build_config.py)"
+            ) from None
+    config = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(text).body
+        if isinstance(node, ast.Assign)
+    }
     flavour = "cu" + config["CUDA_VERSION"].replace(".", "") if config["WITH_CUDA"] else "cpu"
     torch_minor = ".".join(config["TORCH_VERSION"].split("+")[0].split(".")[:2])
     return f"{flavour}/torch{torch_minor}"
@@ -56,10 +62,14 @@ def sha256(path: Path) -> str:
 
 def write_page(path: Path, title: str, links: list[tuple[str, str]]) -> None:
     """An HTML page of links, written atomically."""
-    body = "\n".join(f'    <a href="{html.escape(href)}">{html.escape(text)}</a><br/>' for href, text in links)
-    page = (f"<!DOCTYPE html>\n<html>\n  <head><meta name=\"pypi:repository-version\" content=\"1.0\">"
-            f"<title>{html.escape(title)}</title></head>\n  <body>\n    <h1>{html.escape(title)}</h1>\n"
-            f"{body}\n  </body>\n</html>\n")
+    body = "\n".join(
+        f'    <a href="{html.escape(href)}">{html.escape(text)}</a><br/>' for href, text in links
+    )
+    page = (
+        f'<!DOCTYPE html>\n<html>\n  <head><meta name="pypi:repository-version" content="1.0">'
+        f"<title>{html.escape(title)}</title></head>\n  <body>\n    <h1>{html.escape(title)}</h1>\n"
+        f"{body}\n  </body>\n</html>\n"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
         f.write(page)
@@ -67,8 +77,12 @@ def write_page(path: Path, title: str, links: list[tuple[str, str]]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, type=Path, help="the index root (created if missing)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="the index root (created if missing)"
+    )
     parser.add_argument("wheels", nargs="*", type=Path, help="wheels to add")
     args = parser.parse_args()
 
@@ -83,11 +97,20 @@ def main() -> int:
     indexes = sorted(p.parent for p in args.out.glob(f"*/torch*/{PROJECT}"))
     for index in indexes:
         wheels = sorted((index / PROJECT).glob("dbnet_fast-*.whl"))
-        write_page(index / PROJECT / "index.html", f"Links for {PROJECT}",
-                   [(f"{quote(w.name)}#sha256={sha256(w)}", w.name) for w in wheels])
+        write_page(
+            index / PROJECT / "index.html",
+            f"Links for {PROJECT}",
+            [(f"{quote(w.name)}#sha256={sha256(w)}", w.name) for w in wheels],
+        )
         write_page(index / "index.html", "Simple index", [(f"{PROJECT}/", PROJECT)])
-    write_page(args.out / "index.html", "dbnet_fast wheels: pip install dbnet-fast --extra-index-url <folder>",
-               [(f"{p.relative_to(args.out).as_posix()}/", p.relative_to(args.out).as_posix()) for p in indexes])
+    write_page(
+        args.out / "index.html",
+        "dbnet_fast wheels: pip install dbnet-fast --extra-index-url <folder>",
+        [
+            (f"{p.relative_to(args.out).as_posix()}/", p.relative_to(args.out).as_posix())
+            for p in indexes
+        ],
+    )
     print(f"{len(indexes)} index(es) under {args.out}")
     return 0
 

@@ -9,7 +9,12 @@ import torch
 
 import dbnet_fast
 from dbnet_fast.ops import _native
-from dbnet_fast.ops._native import check_torch_matches, install_advice, load_extension, recorded_build
+from dbnet_fast.ops._native import (
+    check_torch_matches,
+    install_advice,
+    load_extension,
+    recorded_build,
+)
 
 
 def test_build_info_describes_the_build():
@@ -36,7 +41,8 @@ def test_other_torch_is_refused_with_advice():
     cpu_build = dict(built, version="0.1.0+cpu", with_cuda=False, cuda_version=None)
     check_torch_matches(cpu_build, "2.14.1+cu130", "13.0")  # CPU kernels run under any flavour
     check_torch_matches(built, "2.14.0+cu130", "13.0")  # patch releases keep the ABI
-    with pytest.raises(ImportError, match=r"CUDA 13\.0 kernels, but the installed torch is a CPU-only"):
+    cpu_torch = r"CUDA 13\.0 kernels, but the installed torch is a CPU-only build"
+    with pytest.raises(ImportError, match=cpu_torch):
         check_torch_matches(built, "2.14.1+cpu", None)
 
 
@@ -57,7 +63,8 @@ def test_recorded_build_is_the_loaded_extension():
     info = dbnet_fast.build_info()
     for key in ("version", "torch_version", "cuda_version", "with_cuda"):
         assert recorded[key] == info[key], key
-    assert [a for a in recorded["cuda_archs"].replace(" ", ";").split(";") if a] == info["cuda_archs"]
+    archs = [a for a in recorded["cuda_archs"].replace(" ", ";").split(";") if a]
+    assert archs == info["cuda_archs"]
 
 
 def test_mismatch_is_refused_before_the_extension_loads(monkeypatch):
@@ -96,7 +103,6 @@ class _Refuse:
         if name == self.name:
             self.log.append(name)
             raise ImportError(self.message)
-        return None
 
 
 def test_import_under_another_torch_gives_advice_not_a_linker_error():
@@ -105,8 +111,10 @@ def test_import_under_another_torch_gives_advice_not_a_linker_error():
     code = ("import sys, torch; torch.__version__ = '2.11.0'; torch.version.cuda = '12.6'\n"
             "try:\n    import dbnet_fast\n"
             "except ImportError as error:\n"
-            "    print(error); print('loaded' if 'dbnet_fast._C' in sys.modules else 'not loaded')\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+            "    print(error)\n"
+            "    print('loaded' if 'dbnet_fast._C' in sys.modules else 'not loaded')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert "but torch 2.11.0 is installed" in result.stdout
     assert "/cu126/torch2.11/" in result.stdout
