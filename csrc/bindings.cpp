@@ -133,9 +133,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes(const at::Tensor& prob, con
   const PostParams params{float(thresh), box_thresh, unclip_ratio, max_candidates, slow_score, dilate, min_size};
   return dispatch("db_boxes", prob, [&] { return boxes_cpu(prob, dest_sizes, params); },
                   [&] {
-                    TORCH_CHECK(false, "db_boxes: CUDA maps go through the CUDA pipeline");
+#ifdef DBF_WITH_CUDA
+                    return boxes_cuda(prob, dest_sizes, params);
+#else
                     return std::tuple<at::Tensor, at::Tensor, at::Tensor>();
+#endif
                   });
+}
+
+// Tests only: the CUDA pipeline's kernels run on the CPU (see entry_points.h).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> emulated_boxes(const at::Tensor& prob, const at::Tensor& dest_sizes,
+                                                              double thresh, double box_thresh, double unclip_ratio,
+                                                              int64_t max_candidates, bool dilate, double min_size,
+                                                              int64_t seed) {
+  const PostParams params{float(thresh), box_thresh, unclip_ratio, max_candidates, false, dilate, min_size};
+  return dbf::boxes_emulated(prob, dest_sizes, params, seed);
 }
 
 py::dict build_info() {
@@ -171,5 +183,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("contour_scores", &dbf::contour_scores_cpu);
   m.def("offset_polygons", &dbf::offset_polygons_cpu);
   m.def("polygon_masks", &dbf::polygon_masks_cpu);
+  m.def("boxes_emulated", &dbf::emulated_boxes);
+  m.def("label_components_emulated", &dbf::label_components_emulated);
+  m.def("quad_row_scores", &dbf::quad_row_scores);
   m.def("build_info", &dbf::build_info);
 }

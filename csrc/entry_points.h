@@ -56,6 +56,15 @@ std::tuple<at::Tensor, at::Tensor> offset_polygons_cpu(const at::Tensor& points,
 at::Tensor polygon_masks_cpu(const at::Tensor& points, const at::Tensor& offsets, int64_t height,
                              int64_t width);
 
+// The CUDA quad pipeline's kernels run one thread after another on the CPU
+// (tests only; `seed` picks the thread order: 0 raster, 1 reversed, else
+// shuffled): the whole pipeline (boxes_cpu's contract), the labelling alone
+// (int32 root index per pixel, -1 for background) and the row-wise fast scores.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_emulated(const at::Tensor& prob, const at::Tensor& dest_sizes,
+                                                              const PostParams& params, int64_t seed);
+at::Tensor label_components_emulated(const at::Tensor& mask, int64_t seed);
+at::Tensor quad_row_scores(const at::Tensor& prob, const at::Tensor& quads);
+
 #ifdef DBF_WITH_CUDA
 at::Tensor binarize_forward_cuda(const at::Tensor& prob, const at::Tensor& thresh, double k);
 std::tuple<at::Tensor, at::Tensor> binarize_backward_cuda(const at::Tensor& grad,
@@ -72,6 +81,9 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(
     const at::Tensor& shrink_map, const at::Tensor& shrink_mask, const at::Tensor& thresh_map,
     const at::Tensor& thresh_mask, const at::Tensor& keys, const at::Tensor& stats,
     const LossConfig& options);
+// The quad pipeline on the device for CUDA maps; boxes_cpu's contract, results on the host.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob, const at::Tensor& dest_sizes,
+                                                          const PostParams& params);
 #endif
 
 // Checks shared by both backends: the C++ side still guards what it indexes.

@@ -3,11 +3,14 @@
 The default output equals PaddleOCR's DBPostProcess (and MhLiao/DB's
 SegDetectorRepresenter) on the same maps and settings: same boxes (up to the
 final rounding: we return float coordinates, PaddleOCR rounds them), same
-scores. The quad pipeline runs natively, one image per CPU thread
-(:func:`dbnet_fast.ops.db_boxes`). Maps on a CUDA device are copied to the
-host once per batch (the only transfer) and processed there.
+scores. The quad pipeline runs natively (:func:`dbnet_fast.ops.db_boxes`):
+one image per CPU thread for CPU maps; for CUDA maps entirely on the device,
+only the kept boxes coming back (results are CPU tensors either way; the
+CUDA candidates are the 8-connected components, without RETR_LIST's hole
+borders, and score_mode="slow" is CPU-only: see db_boxes).
 
-Polygon output follows PaddleOCR's polygons_from_bitmap: contours (native),
+Polygon output runs on the host (CUDA maps are copied there once per batch)
+and follows PaddleOCR's polygons_from_bitmap: contours (native),
 ``cv2.approxPolyDP`` with epsilon 0.002 x perimeter, fast score (native),
 unclip with pyclipper, a polygon kept when the unclip gives one path whose
 min-area box has a short side >= min_size + 2. It needs opencv and pyclipper.
@@ -79,6 +82,7 @@ class DBPostProcessor:
         batch, height, width = maps.shape
         dest = _as_sizes(sizes, batch, height, width)
         if self.output == "poly":
+            maps = maps.cpu()  # polygons use OpenCV and pyclipper on the host
             return [self._polygons(maps[b], dest[b]) for b in range(batch)]
         boxes, scores, counts = ops.db_boxes(
             maps, dest, thresh=self.thresh, box_thresh=self.box_thresh,
@@ -146,7 +150,7 @@ def _as_maps(prob) -> torch.Tensor:
         raise ValueError(f"DBPostProcessor: prob must be (B, 1, H, W) or (B, H, W), got {tuple(prob.shape)}")
     if not prob.is_floating_point():
         raise TypeError(f"DBPostProcessor: prob must be a floating tensor, got {prob.dtype}")
-    return prob.detach().to("cpu", torch.float32).contiguous()
+    return prob.detach().to(torch.float32).contiguous()  # CUDA maps stay on the device
 
 
 def _as_sizes(sizes, batch: int, height: int, width: int) -> torch.Tensor:

@@ -43,7 +43,7 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
     box.cx = (hull[0] + hull[2]) * 0.5f;
     box.cy = (hull[1] + hull[3]) * 0.5f;
     const double dx = double(hull[2]) - hull[0], dy = double(hull[3]) - hull[1];
-    box.width = float(sqrt(dx * dx + dy * dy));
+    box.width = float(sqrt(mul_rn(dx, dx) + mul_rn(dy, dy)));
     set_angle(box, dx, dy);
     return box;
   }
@@ -62,7 +62,7 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
     const double dx = double(hull[2 * j]) - hull[2 * i], dy = double(hull[2 * j + 1]) - hull[2 * i + 1];
     vx = float(dx);
     vy = float(dy);
-    inv_length = float(1. / sqrt(dx * dx + dy * dy));
+    inv_length = float(1. / sqrt(mul_rn(dx, dx) + mul_rn(dy, dy)));
   };
   // The hull's orientation: the sign of the first non-zero turn.
   float orientation = 0.f;
@@ -72,7 +72,7 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
     for (int i = 0; i < n; ++i) {
       float bx, by;
       edge(i, bx, by, unused);
-      const double turn = double(ax) * by - double(ay) * bx;
+      const double turn = mul_rn(double(ax), double(by)) - mul_rn(double(ay), double(bx));
       if (turn != 0) {
         orientation = turn > 0 ? 1.f : -1.f;
         break;
@@ -95,7 +95,7 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
     const float ry[4] = {vy[0], -vx[1], -vy[2], vx[3]};
     int main = 0;
     for (int c = 1; c < 4; ++c) {
-      if (ry[c] * rx[main] + (-rx[c]) * ry[main] < 0) main = c;  // edge c turns less
+      if (mul_rn(ry[c], rx[main]) + mul_rn(-rx[c], ry[main]) < 0) main = c;  // edge c turns less
     }
     const float lead_x = vx[main] * inv[main], lead_y = vy[main] * inv[main];
     switch (main) {
@@ -106,9 +106,9 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
     }
     seq[main] = seq[main] + 1 == n ? 0 : seq[main] + 1;
     const float wx = hull[2 * seq[1]] - hull[2 * seq[3]], wy = hull[2 * seq[1] + 1] - hull[2 * seq[3] + 1];
-    const float width = wx * base_a + wy * base_b;
+    const float width = mul_rn(wx, base_a) + mul_rn(wy, base_b);
     const float hx = hull[2 * seq[2]] - hull[2 * seq[0]], hy = hull[2 * seq[2] + 1] - hull[2 * seq[0] + 1];
-    const float height = -hx * base_b + hy * base_a;
+    const float height = mul_rn(-hx, base_b) + mul_rn(hy, base_a);
     const float area = width * height;
     if (area <= min_area) {  // the last of equal areas wins, as in OpenCV
       min_area = area;
@@ -118,15 +118,15 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
   }
   // Corner from the two supporting lines, then the two side vectors.
   const float a1 = best_a, b1 = best_b, a2 = -best_b, b2 = best_a;
-  const float c1 = a1 * hull[2 * best_left] + hull[2 * best_left + 1] * b1;
-  const float c2 = a2 * hull[2 * best_bottom] + hull[2 * best_bottom + 1] * b2;
-  const float idet = 1.f / (a1 * b2 - a2 * b1);
-  const float px = (c1 * b2 - c2 * b1) * idet, py = (a1 * c2 - a2 * c1) * idet;
+  const float c1 = mul_rn(a1, hull[2 * best_left]) + mul_rn(hull[2 * best_left + 1], b1);
+  const float c2 = mul_rn(a2, hull[2 * best_bottom]) + mul_rn(hull[2 * best_bottom + 1], b2);
+  const float idet = 1.f / (mul_rn(a1, b2) - mul_rn(a2, b1));
+  const float px = (mul_rn(c1, b2) - mul_rn(c2, b1)) * idet, py = (mul_rn(a1, c2) - mul_rn(a2, c1)) * idet;
   const float v1x = a1 * best_w, v1y = b1 * best_w, v2x = a2 * best_h, v2y = b2 * best_h;
-  box.cx = px + (v1x + v2x) * 0.5f;
-  box.cy = py + (v1y + v2y) * 0.5f;
-  box.width = float(sqrt(double(v1x) * v1x + double(v1y) * v1y));
-  box.height = float(sqrt(double(v2x) * v2x + double(v2y) * v2y));
+  box.cx = px + mul_rn(v1x + v2x, 0.5f);
+  box.cy = py + mul_rn(v1y + v2y, 0.5f);
+  box.width = float(sqrt(mul_rn(double(v1x), double(v1x)) + mul_rn(double(v1y), double(v1y))));
+  box.height = float(sqrt(mul_rn(double(v2x), double(v2x)) + mul_rn(double(v2y), double(v2y))));
   set_angle(box, v1x, v1y);
   return box;
 }
@@ -135,15 +135,17 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
 DBF_HOST_DEVICE void box_points(const RotatedBox& box, float* pt) {
   const double angle = box.angle * 3.14159265358979323846 / 180.;
   const float b = float(cos(angle)) * 0.5f, a = float(sin(angle)) * 0.5f;
-  pt[0] = box.cx - a * box.height - b * box.width;
-  pt[1] = box.cy + b * box.height - a * box.width;
-  pt[2] = box.cx + a * box.height - b * box.width;
-  pt[3] = box.cy - b * box.height - a * box.width;
+  const float ah = mul_rn(a, box.height), aw = mul_rn(a, box.width);
+  const float bh = mul_rn(b, box.height), bw = mul_rn(b, box.width);
+  pt[0] = box.cx - ah - bw;
+  pt[1] = box.cy + bh - aw;
+  pt[2] = box.cx + ah - bw;
+  pt[3] = box.cy - bh - aw;
   // OpenCV 5 computes the opposite corners the same way (4.x took 2 c - p).
-  pt[4] = box.cx + a * box.height + b * box.width;
-  pt[5] = box.cy - b * box.height + a * box.width;
-  pt[6] = box.cx - a * box.height + b * box.width;
-  pt[7] = box.cy + b * box.height + a * box.width;
+  pt[4] = box.cx + ah + bw;
+  pt[5] = box.cy - bh + aw;
+  pt[6] = box.cx - ah + bw;
+  pt[7] = box.cy + bh + aw;
 }
 
 // Reorders the corners as PaddleOCR's get_mini_boxes: sorted by x (stably),
@@ -162,6 +164,17 @@ DBF_HOST_DEVICE void order_quad(const float* in, float* out) {
   const int tr = third_above ? idx[2] : idx[3], br = third_above ? idx[3] : idx[2];
   const int order[4] = {tl, tr, br, bl};
   for (int i = 0; i < 4; ++i) out[2 * i] = in[2 * order[i]], out[2 * i + 1] = in[2 * order[i] + 1];
+}
+
+// The ordered min-area quad (TL, TR, BR, BL) of a hull given in the order of
+// convex_hull (n >= 0 points; none gives a zero box), and its short side.
+DBF_HOST_DEVICE float quad_of_hull(const float* hull, int n, float* quad) {
+  RotatedBox box;
+  if (n > 0) box = min_area_rect(hull, n);
+  float corners[8];
+  box_points(box, corners);
+  order_quad(corners, quad);
+  return box.height < box.width ? box.height : box.width;  // as std::min(width, height)
 }
 
 }  // namespace dbf

@@ -88,4 +88,24 @@ DBF_HOST_DEVICE double fused_mul_add(double a, double b, double c) {
 #endif
 }
 
+// Products rounded on their own: nvcc would otherwise contract a * b + c into
+// one fma (it has no pragma against it), and geometry that the host computes
+// without fma (the OpenCV- and Clipper-exact boxes) would then differ in the
+// last bit on the device, enough to move a truncation onto another pixel.
+DBF_HOST_DEVICE float mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+DBF_HOST_DEVICE double mul_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 }  // namespace dbf

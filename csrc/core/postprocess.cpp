@@ -84,12 +84,7 @@ int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
 
 float min_area_quad(const int64_t* xy, int n, float* quad, std::vector<float>& scratch) {
   const int h = convex_hull(xy, n, scratch);
-  RotatedBox box;
-  if (h > 0) box = min_area_rect(scratch.data(), h);
-  float corners[8];
-  box_points(box, corners);
-  order_quad(corners, quad);
-  return std::min(box.width, box.height);
+  return quad_of_hull(scratch.data(), h, quad);
 }
 
 double quad_score(const float* prob, int height, int width, const float* quad,
@@ -139,15 +134,9 @@ bool boxes_from_map(const float* prob, int height, int width, const PostParams& 
     if (params.box_thresh > score) continue;
     // Unclip: grow the box (corners truncated, as pyclipper takes them) by
     // area * ratio / perimeter of the float box.
-    double area2 = 0, perimeter = 0;
     int64_t corners[8];
-    for (int i = 0, j = 3; i < 4; j = i++) {
-      area2 += double(quad[2 * j]) * quad[2 * i + 1] - double(quad[2 * i]) * quad[2 * j + 1];
-      perimeter += std::hypot(double(quad[2 * i]) - quad[2 * j], double(quad[2 * i + 1]) - quad[2 * j + 1]);
-      corners[2 * i] = int64_t(quad[2 * i]);
-      corners[2 * i + 1] = int64_t(quad[2 * i + 1]);
-    }
-    const double distance = std::fabs(area2) * 0.5 * params.unclip_ratio / perimeter;
+    for (int i = 0; i < 8; ++i) corners[i] = int64_t(quad[i]);
+    const double distance = unclip_distance(quad, params.unclip_ratio);
     grown.clear();
     offset_polygon_round(corners, 4, distance, grown);
     if (grown.empty()) continue;

@@ -2,54 +2,12 @@
 
 #include <algorithm>
 
+#include "raster_rows.h"
+
 namespace dbf {
 namespace {
 
-constexpr int kShift = 16;  // fixed-point fraction bits of the scanline edges
-
-// Cohen-Sutherland clipping of a segment to [0, w-1] x [0, h-1], as OpenCV's
-// clipLine (quotients in double, truncated). Moves the ends even when it
-// returns false (nothing left), as OpenCV does; callers rely on that.
-bool clip_line(int64_t w, int64_t h, int64_t& x1, int64_t& y1, int64_t& x2, int64_t& y2) {
-  const int64_t right = w - 1, bottom = h - 1;
-  if (w <= 0 || h <= 0) return false;
-  auto step = [](int64_t a, int64_t b, int64_t c) { return int64_t(double(a) * double(b) / double(c)); };
-  int c1 = (x1 < 0) + (x1 > right) * 2 + (y1 < 0) * 4 + (y1 > bottom) * 8;
-  int c2 = (x2 < 0) + (x2 > right) * 2 + (y2 < 0) * 4 + (y2 > bottom) * 8;
-  if ((c1 & c2) == 0 && (c1 | c2) != 0) {
-    if (c1 & 12) {
-      const int64_t a = c1 < 8 ? 0 : bottom;
-      x1 += step(a - y1, x2 - x1, y2 - y1);
-      y1 = a;
-      c1 = (x1 < 0) + (x1 > right) * 2;
-    }
-    if (c2 & 12) {
-      const int64_t a = c2 < 8 ? 0 : bottom;
-      x2 += step(a - y2, x2 - x1, y2 - y1);
-      y2 = a;
-      c2 = (x2 < 0) + (x2 > right) * 2;
-    }
-    if ((c1 & c2) == 0 && (c1 | c2) != 0) {
-      if (c1) {
-        const int64_t a = c1 == 1 ? 0 : right;
-        y1 += step(a - x1, y2 - y1, x2 - x1);
-        x1 = a;
-        c1 = 0;
-      }
-      if (c2) {
-        const int64_t a = c2 == 1 ? 0 : right;
-        y2 += step(a - x2, y2 - y1, x2 - x1);
-        x2 = a;
-        c2 = 0;
-      }
-    }
-  }
-  return (c1 | c2) == 0;
-}
-
-bool outside(int w, int h, int64_t x1, int64_t y1, int64_t x2, int64_t y2) {
-  return x1 < 0 || x1 >= w || x2 < 0 || x2 >= w || y1 < 0 || y1 >= h || y2 < 0 || y2 >= h;
-}
+constexpr int kShift = kRasterShift;
 
 // 8-connected Bresenham line of the clipped segment, drawn from its left end
 // (OpenCV's LineIterator).
@@ -74,7 +32,7 @@ struct RangeSink {
 
 template <class Sink>
 void draw_line(Sink& sink, int w, int h, int64_t x1, int64_t y1, int64_t x2, int64_t y2) {
-  if (outside(w, h, x1, y1, x2, y2) && !clip_line(w, h, x1, y1, x2, y2)) return;
+  if (segment_leaves(w, h, x1, y1, x2, y2) && !clip_line(w, h, x1, y1, x2, y2)) return;
   if (x2 < x1) {
     std::swap(x1, x2);
     std::swap(y1, y2);
@@ -111,7 +69,7 @@ void fill_polygon(Sink& sink, int w, int h, const int64_t* xy, int n, std::vecto
     // The scanline edge follows the part of the segment inside the mask
     // (OpenCV >= 4.8 clips it, then extends it back to the original rows).
     int64_t cax = ax, cay = ay, cbx = bx, cby = by;
-    if (outside(w, h, ax, ay, bx, by)) {
+    if (segment_leaves(w, h, ax, ay, bx, by)) {
       int64_t tax = ax, tay = ay, tbx = bx, tby = by;
       clip_line(w, h, tax, tay, tbx, tby);
       if (tay != tby) cay = tay, cby = tby;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../core/components.h"
 #include "../core/postprocess.h"
 #include "../core/raster.h"
 #include "../core/unclip.h"
@@ -69,10 +70,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cpu(const at::Tensor& prob,
     // To destination pixels as the reference: x / width * dest_width in float32, clipped.
     const float dest_h = float(dest[2 * b]), dest_w = float(dest[2 * b + 1]);
     for (const ScoredQuad& q : found[b]) {
-      for (int i = 0; i < 4; ++i) {
-        *out++ = std::clamp(q.xy[2 * i] / float(width) * dest_w, 0.f, dest_w);
-        *out++ = std::clamp(q.xy[2 * i + 1] / float(height) * dest_h, 0.f, dest_h);
-      }
+      scale_quad(q.xy, int(height), int(width), dest_h, dest_w, out);
+      out += 8;
       *score++ = q.score;
     }
   }

@@ -20,7 +20,9 @@ pyclipper, bit for bit where integer truncation follows:
   truncated to integers, grown by area * ratio / perimeter of the float box.
 
 These functions return data-dependent sizes, so they are plain functions
-(not traceable custom ops); they run on the CPU.
+(not traceable custom ops). The steps run on the CPU; :func:`db_boxes` also
+runs on CUDA maps, on the device (see its docstring for how the CUDA
+candidates differ from RETR_LIST's).
 """
 
 from __future__ import annotations
@@ -29,19 +31,21 @@ import math
 
 import torch
 
-from dbnet_fast.ops._checks import check_tensor
+from dbnet_fast.ops._checks import check_device, check_tensor
 from dbnet_fast.ops._native import _C
 
 SCORE_MODES = ("fast", "slow")
 
 
-def _check_map(op: str, name: str, value, dims: int) -> torch.Tensor:
+def _check_map(op: str, name: str, value, dims: int, cuda: bool = False) -> torch.Tensor:
     check_tensor(op, name, value)
     if value.dim() != dims:
         raise ValueError(f"{op}: {name} must have {dims} dimensions, got shape {tuple(value.shape)}")
     if not value.is_floating_point():
         raise TypeError(f"{op}: {name} must be a floating tensor, got {value.dtype}")
-    if value.device.type != "cpu":
+    if cuda and value.device.type == "cuda":
+        check_device(op, name, value.device)
+    elif value.device.type != "cpu":
         raise ValueError(f"{op}: {name} is on {value.device}; this step runs on the CPU")
     return value.detach().to(torch.float32).contiguous()
 
@@ -155,15 +159,38 @@ def db_boxes(
     use_dilation: bool = False,
     min_size: float = 3.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The quad pipeline on a batch of probability maps (B, H, W) (CPU).
+    """The quad pipeline on a batch of probability maps (B, H, W), CPU or CUDA.
 
     Returns boxes (N, 4, 2) float32 (TL, TR, BR, BL) in destination pixels
     (x * dest_w / W, clipped to [0, dest_w]), scores (N,) float32 and the
     number of boxes of each image (B,) int64 (boxes of image b follow those of
-    images before it). ``dest_sizes`` (B, 2) holds each image's (height,
-    width); by default the map size.
+    images before it), all on the host (CPU tensors), whatever the device of
+    ``prob``. ``dest_sizes`` (B, 2) holds each image's (height, width); by
+    default the map size.
+
+    CPU maps: one image per thread, contours as ``cv2.findContours(RETR_LIST)``.
+
+    CUDA maps: the whole pipeline runs on the device (threshold and dilation,
+    8-connected labelling, hull and min-area box per component, fast score,
+    unclip, second box, filters); only the kept boxes come back. The
+    candidates are the 8-connected components, i.e. the outer borders of
+    RETR_LIST: the borders of holes inside components, which RETR_LIST also
+    lists, are not candidates on CUDA. Components are taken in RETR_LIST's
+    order (by their first pixel in raster order, last first) and
+    ``max_candidates`` counts components only, so the two paths give the same
+    boxes, in the same order, unless a hole border yields a box on the CPU or
+    an image has more than ``max_candidates`` borders. Box geometry matches
+    the CPU bit for bit up to the device's double-precision trigonometry (1-2
+    ulp, which can move a coordinate by one rounding step), scores up to the
+    summation order. ``score_mode="slow"`` (mean under the contour) is not
+    implemented on CUDA and raises NotImplementedError.
     """
-    prob = _check_map("db_boxes", "prob", prob, 3)
+    prob = _check_map("db_boxes", "prob", prob, 3, cuda=True)
+    if prob.is_cuda and score_mode == "slow":
+        raise NotImplementedError(
+            "db_boxes: score_mode='slow' (mean under the contour) has no CUDA implementation; "
+            "use score_mode='fast' for CUDA maps, or pass CPU maps"
+        )
     batch, height, width = prob.shape
     if dest_sizes is None:
         dest_sizes = torch.tensor([[height, width]] * batch, dtype=torch.int64)
@@ -184,3 +211,31 @@ def db_boxes(
         raise ValueError(f"db_boxes: score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
     return _C.boxes(prob, dest_sizes, float(thresh), float(box_thresh), float(unclip_ratio),
                     int(max_candidates), score_mode == "slow", bool(use_dilation), float(min_size))
+
+
+# Test hooks: the CUDA pipeline's kernels run one thread after another on the
+# CPU (seed: 0 raster order, 1 reversed, else shuffled), so that their logic is
+# checked where no GPU is present.
+
+
+def _emulated_cuda_boxes(prob: torch.Tensor, dest_sizes: torch.Tensor | None = None, *, thresh: float = 0.3,
+                         box_thresh: float = 0.7, unclip_ratio: float = 1.5, max_candidates: int = 1000,
+                         use_dilation: bool = False, min_size: float = 3.0, seed: int = 0):
+    prob = _check_map("db_boxes", "prob", prob, 3)
+    batch, height, width = prob.shape
+    if dest_sizes is None:
+        dest_sizes = torch.tensor([[height, width]] * batch, dtype=torch.int64)
+    return _C.boxes_emulated(prob, dest_sizes.to("cpu", torch.int64).contiguous(), float(thresh),
+                             float(box_thresh), float(unclip_ratio), int(max_candidates), bool(use_dilation),
+                             float(min_size), int(seed))
+
+
+def _emulated_cuda_labels(mask: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """int32 (H, W): each text pixel's component as its first pixel's linear index, -1 for background."""
+    return _C.label_components_emulated(mask.to("cpu", torch.uint8).contiguous(), int(seed))
+
+
+def _row_wise_box_scores(prob: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """box_scores computed from per-row pixel intervals, as the CUDA pipeline does."""
+    prob = _check_map("box_scores", "prob", prob, 2)
+    return _C.quad_row_scores(prob, _check_boxes("box_scores", boxes))

@@ -1,0 +1,163 @@
+// Native tests of the host-device steps of the CUDA quad pipeline
+// (csrc/core/components.h, hull.h, raster_rows.h) against the host
+// algorithms they must reproduce: row-wise fillPoly against the mask
+// rasteriser, one-pass hull chains against convex_hull, the labelling
+// kernels (run one pixel after another in several orders) against a flood fill.
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "../../csrc/core/components.h"
+#include "../../csrc/core/postprocess.h"
+#include "../../csrc/core/raster.h"
+#include "check.h"
+
+namespace {
+
+using dbf::PixelRun;
+
+// Row runs of random quads (many partly or wholly outside the window, tiny,
+// degenerate or self-intersecting) against fill_polygon_mask, pixel for pixel.
+void test_row_runs() {
+  std::mt19937_64 rng(11);
+  int checked = 0;
+  for (int t = 0; t < 20000; ++t) {
+    const int w = 1 + int(rng() % 40), h = 1 + int(rng() % 40);
+    const int spread = t % 3 == 0 ? 4 : (t % 3 == 1 ? 60 : 400);
+    std::uniform_int_distribution<int64_t> coord(-spread / 2, spread);
+    int64_t xy[8];
+    for (int i = 0; i < 8; ++i) xy[i] = coord(rng);
+    if (t % 7 == 0) xy[2] = xy[0], xy[3] = xy[1];  // repeated corner
+    if (t % 11 == 0) xy[5] = xy[3];                // horizontal edge
+    std::vector<uint8_t> mask(size_t(w) * h, 0);
+    dbf::fill_polygon_mask(mask.data(), h, w, xy, 4);
+    dbf::QuadRaster raster;
+    raster.set(xy, w, h);
+    std::vector<uint8_t> rows(size_t(w) * h, 0);
+    bool sorted = true;
+    for (int y = 0; y < h; ++y) {
+      PixelRun runs[6];
+      const int m = raster.row_runs(y, runs);
+      for (int j = 0; j < m; ++j) {
+        if (j > 0 && runs[j].begin <= runs[j - 1].end + 1) sorted = false;
+        for (int64_t x = runs[j].begin; x <= runs[j].end; ++x) {
+          if (x >= 0 && x < w) rows[size_t(y) * w + x] = 1;
+          else sorted = false;
+        }
+      }
+    }
+    DBF_CHECK(sorted, "quad %d: runs out of order or outside the window", t);
+    DBF_CHECK(rows == mask, "quad %d (%lld,%lld %lld,%lld %lld,%lld %lld,%lld) in %dx%d: masks differ", t,
+              (long long)xy[0], (long long)xy[1], (long long)xy[2], (long long)xy[3], (long long)xy[4],
+              (long long)xy[5], (long long)xy[6], (long long)xy[7], w, h);
+    if (rows != mask && ++checked > 5) return;
+  }
+}
+
+// Hull chains fed in (y, x) or (x, y) order give convex_hull's points in its order.
+void test_hull_chains() {
+  std::mt19937_64 rng(5);
+  std::vector<int32_t> lower(4096), upper(4096);
+  std::vector<float> hull(8192), expected;
+  for (int t = 0; t < 5000; ++t) {
+    const int n = 1 + int(rng() % (t % 2 ? 8 : 200));
+    const int range = 1 + int(rng() % (t % 3 ? 30 : 3));
+    std::vector<int64_t> xy(2 * size_t(n));
+    for (int i = 0; i < n; ++i) xy[2 * i] = int64_t(rng() % range), xy[2 * i + 1] = int64_t(rng() % range) - 5;
+    if (t % 13 == 0) {  // all on one line
+      for (int i = 0; i < n; ++i) xy[2 * i + 1] = 3 * xy[2 * i] - 7;
+    }
+    const int m = dbf::convex_hull(xy.data(), n, expected);
+    for (int by_y = 0; by_y < 2; ++by_y) {
+      std::vector<int> order(n);
+      std::iota(order.begin(), order.end(), 0);
+      std::sort(order.begin(), order.end(), [&](int a, int b) {
+        const int64_t ka0 = xy[2 * a + by_y], kb0 = xy[2 * b + by_y];
+        return ka0 != kb0 ? ka0 < kb0 : xy[2 * a + 1 - by_y] < xy[2 * b + 1 - by_y];
+      });
+      dbf::HullChains chains(lower.data(), upper.data(), 2048);
+      for (int i : order) chains.push(int32_t(xy[2 * i]), int32_t(xy[2 * i + 1]));
+      const int k = chains.finish(hull.data());
+      bool same = k == m && !chains.overflow;
+      for (int i = 0; same && i < 2 * m; ++i) same = hull[i] == expected[i];
+      DBF_CHECK(same, "point set %d (%d points, order %s): %d hull points, expected %d", t, n, by_y ? "(x, y)" : "(y, x)",
+                k, m);
+    }
+  }
+}
+
+// A chain of strictly convex integer points cannot outgrow convex_chain_capacity:
+// the densest strictly convex chains (all short directions in turn) fit.
+void test_chain_capacity() {
+  for (int64_t size : {1, 2, 3, 10, 100, 960, 4000}) {
+    const int cap = dbf::convex_chain_capacity(size, size);
+    // The lower chain of the hull of a lattice disc of radius size / 2 - 1.
+    std::vector<int32_t> lower(2 * size_t(cap) + 8), upper(2 * size_t(cap) + 8);
+    dbf::HullChains chains(lower.data(), upper.data(), cap);
+    const int64_t r = std::max<int64_t>(0, size / 2 - 1), c = size / 2;
+    for (int64_t y = c - r; y <= c + r; ++y) {
+      int64_t half = 0;
+      while ((half + 1) * (half + 1) + (y - c) * (y - c) <= r * r) ++half;
+      chains.push(int32_t(c - half), int32_t(y));
+      if (half) chains.push(int32_t(c + half), int32_t(y));
+    }
+    DBF_CHECK(!chains.overflow, "a disc in %lld x %lld overflows the capacity %d", (long long)size, (long long)size, cap);
+  }
+}
+
+// 8-connected labelling by the kernels' steps, threads in raster, reversed
+// and shuffled order, against a breadth-first flood fill.
+void test_labelling() {
+  std::mt19937_64 rng(9);
+  for (int t = 0; t < 300; ++t) {
+    const int h = 1 + int(rng() % 50), w = 1 + int(rng() % 100);
+    const double density = (t % 5 + 1) / 6.0;
+    std::vector<uint8_t> text(size_t(h) * w);
+    for (auto& v : text) v = (rng() % 1000) < density * 1000;
+    // Reference: flood fill, each component named by its first pixel.
+    std::vector<int32_t> expected(text.size(), -1);
+    for (int32_t s = 0; s < h * w; ++s) {
+      if (!text[s] || expected[s] >= 0) continue;
+      std::vector<int32_t> todo{s};
+      expected[s] = s;
+      while (!todo.empty()) {
+        const int32_t p = todo.back();
+        todo.pop_back();
+        for (int dy = -1; dy <= 1; ++dy) {
+          for (int dx = -1; dx <= 1; ++dx) {
+            const int x = p % w + dx, y = p / w + dy;
+            if (x < 0 || y < 0 || x >= w || y >= h) continue;
+            const int32_t q = y * w + x;
+            if (text[q] && expected[q] < 0) expected[q] = s, todo.push_back(q);
+          }
+        }
+      }
+    }
+    for (int pass = 0; pass < 3; ++pass) {
+      std::vector<int32_t> order(text.size());
+      std::iota(order.begin(), order.end(), 0);
+      if (pass == 1) std::reverse(order.begin(), order.end());
+      if (pass == 2) std::shuffle(order.begin(), order.end(), rng);
+      std::vector<int32_t> label(text.size());
+      for (int32_t i : order) dbf::init_label(text.data(), label.data(), w, i);
+      for (int32_t i : order) dbf::merge_label(text.data(), label.data(), w, i);
+      for (int32_t i : order) dbf::flatten_start(text.data(), label.data(), w, i);
+      int roots = 0;
+      for (int32_t i : order) roots += dbf::flatten_rest(text.data(), label.data(), w, i);
+      int expected_roots = 0;
+      for (int32_t i = 0; i < h * w; ++i) expected_roots += expected[i] == i;
+      DBF_CHECK(label == expected && roots == expected_roots, "map %d (%dx%d), order %d: labels differ", t, h, w, pass);
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  test_row_runs();
+  test_hull_chains();
+  test_chain_capacity();
+  test_labelling();
+  return dbf_test::finish("test_components");
+}
