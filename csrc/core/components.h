@@ -209,6 +209,21 @@ DBF_HOST_DEVICE void row_extent(const int32_t* label_row, int x0, int x1, int32_
   }
 }
 
+// The hull of a component's border as convex_hull gives it (see
+// index_order_start): RETR_LIST's trace of an outer border starts at the
+// component's first pixel, which is a hull point, and meets the hull points
+// in turn against the hull's order, so their indices descend along it and
+// the hull starts right after that pixel. `hull` is HullChains' result.
+DBF_HOST_DEVICE void order_component_hull(float* hull, int n, int32_t first_x, int32_t first_y) {
+  if (n < 3) return;
+  for (int r = 0; r < n; ++r) {
+    if (hull[2 * r] == float(first_x) && hull[2 * r + 1] == float(first_y)) {
+      rotate_points(hull, n, (r + 1) % n);
+      return;
+    }
+  }
+}
+
 // The first box of a component from its hull: ordered quad, and whether its
 // short side passes (>= min_size).
 DBF_HOST_DEVICE bool first_box(const float* hull, int n, double min_size, float* quad) {
@@ -252,6 +267,18 @@ DBF_HOST_DEVICE int grown_box(const float* quad, const PostParams& params, uint6
   for (int i = 0; i < n; ++i) chains.push(key_x(keys[i]), key_y(keys[i]));
   if (chains.overflow) return -1;
   const int h = chains.finish(hull);
+  // convex_hull's last step needs each hull point's first position in
+  // Clipper's output: generate the points again and look them up.
+  int32_t* first = chains.lower;  // free now, and holds >= h values
+  for (int v = 0; v < h; ++v) first[v] = -1;
+  int32_t position = 0;
+  offset_round_path(src, len, delta, [&](int64_t x, int64_t y) {
+    for (int v = 0; v < h; ++v) {
+      if (first[v] < 0 && hull[2 * v] == float(x) && hull[2 * v + 1] == float(y)) first[v] = position;
+    }
+    ++position;
+  });
+  rotate_points(hull, h, index_order_start(first, h));
   return quad_of_hull(hull, h, out) < params.min_size + 2 ? 0 : 1;
 }
 

@@ -2,8 +2,9 @@
 // arrive in lexicographic order, (y, x) or (x, y), and one pass builds both
 // monotone chains. The result is put in the order of the host convex_hull
 // (csrc/core/postprocess.cpp), which min_area_rect depends on: strictly
-// convex, counter-clockwise in (x right, y up) terms, starting at the largest
-// point in (x, y) order; two distinct points come as (largest, smallest).
+// convex, turning with a positive cross product, starting at the largest
+// point in (x, y) order (two distinct points: largest, smallest), then
+// shifted by the input order of the points as OpenCV does (index_order_start).
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,45 @@ namespace dbf {
 
 DBF_HOST_DEVICE int64_t hull_cross(int64_t ox, int64_t oy, int64_t ax, int64_t ay, int64_t bx, int64_t by) {
   return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox);
+}
+
+// The last step of convex_hull (OpenCV's convexHull): `index` holds, for
+// each of the m hull points in order, its position in the input (the first
+// of equal points). When these run in one direction around the cycle, the
+// hull starts at the smallest (ascending) or the largest (descending) of
+// them instead. Returns the position to start at (0: no change).
+DBF_HOST_DEVICE int index_order_start(const int32_t* index, int m) {
+  if (m < 3) return 0;
+  int min_i = 0, max_i = 0, rises = 0;
+  for (int i = 1; i < m; ++i) {
+    rises += index[i - 1] < index[i];
+    if (rises > 1 && rises <= i - 2) break;
+    if (index[i] < index[min_i]) min_i = i;
+    if (index[i] > index[max_i]) max_i = i;
+  }
+  const int span = max_i > min_i ? max_i - min_i : min_i - max_i;
+  if (!((span == 1 || span == m - 1) && (rises <= 1 || rises >= m - 2))) return 0;
+  const bool ascending = (max_i + 1) % m == min_i;
+  const int start = ascending ? min_i : max_i;
+  for (int i = 0, j = start; i < m - 1; ++i, j = (j + 1) % m) {
+    if (ascending != (index[j] < index[(j + 1) % m])) return 0;
+  }
+  return start;
+}
+
+// Rotates n points (x, y interleaved) to start at point k, by three reversals.
+DBF_HOST_DEVICE void rotate_points(float* p, int n, int k) {
+  auto reverse = [&](int i, int j) {
+    for (; i < j; ++i, --j) {
+      const float x = p[2 * i], y = p[2 * i + 1];
+      p[2 * i] = p[2 * j], p[2 * i + 1] = p[2 * j + 1];
+      p[2 * j] = x, p[2 * j + 1] = y;
+    }
+  };
+  if (k <= 0 || k >= n) return;
+  reverse(0, k - 1);
+  reverse(k, n - 1);
+  reverse(0, n - 1);
 }
 
 struct HullChains {
@@ -36,7 +76,8 @@ struct HullChains {
   }
 
   // Writes the hull (float x, y interleaved; at most n_lower + n_upper points)
-  // in the host order; returns the point count (0 when nothing was pushed).
+  // in the order of convex_hull before its last step (index_order_start);
+  // returns the point count (0 when nothing was pushed).
   DBF_HOST_DEVICE int finish(float* hull) const {
     if (n_lower == 0) return 0;
     // The cycle: lower chain forward, then the upper chain back without its ends.
@@ -55,9 +96,7 @@ struct HullChains {
                                       int64_t(hull[4]), int64_t(hull[5]));
       reverse = turn < 0;
     }
-    // Rotate (and reverse) in place by walking the cycle into a scratch pass:
-    // swap-based rotation keeps it allocation-free.
-    rotate_left(hull, n, start);
+    rotate_points(hull, n, start);
     if (reverse) {
       for (int i = 1, j = n - 1; i < j; ++i, --j) swap_point(hull, i, j);  // keeps the start first
     }
@@ -87,17 +126,6 @@ struct HullChains {
     p[2 * j] = x, p[2 * j + 1] = y;
   }
 
-  DBF_HOST_DEVICE static void reverse_range(float* p, int i, int j) {
-    for (; i < j; ++i, --j) swap_point(p, i, j);
-  }
-
-  // Rotation by three reversals.
-  DBF_HOST_DEVICE static void rotate_left(float* p, int n, int k) {
-    if (k == 0) return;
-    reverse_range(p, 0, k - 1);
-    reverse_range(p, k, n - 1);
-    reverse_range(p, 0, n - 1);
-  }
 };
 
 // Heap sort of 64-bit keys (no recursion, no extra memory): the device sorts

@@ -4,13 +4,14 @@
 #include <cmath>
 #include <numeric>
 
+#include "hull.h"
 #include "raster.h"
 #include "unclip.h"
 
 namespace dbf {
 
 int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
-  thread_local std::vector<int> order, chain, shifted;
+  thread_local std::vector<int> order, chain;
   order.resize(n);
   std::iota(order.begin(), order.end(), 0);
   auto less = [&](int a, int b) {
@@ -48,32 +49,7 @@ int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
   // ... then shifted cyclically to start at the smallest (or largest) input
   // index when that makes the indices run in one direction.
   const int m = int(chain.size());
-  if (m >= 3) {
-    int min_i = 0, max_i = 0, rises = 0;
-    for (int i = 1; i < m; ++i) {
-      rises += chain[i - 1] < chain[i];
-      if (rises > 1 && rises <= i - 2) break;
-      if (chain[i] < chain[min_i]) min_i = i;
-      if (chain[i] > chain[max_i]) max_i = i;
-    }
-    const int span = std::abs(max_i - min_i);
-    if ((span == 1 || span == m - 1) && (rises <= 1 || rises >= m - 2)) {
-      const bool ascending = (max_i + 1) % m == min_i;
-      const int start = ascending ? min_i : max_i;
-      if (start > 0) {
-        shifted.resize(m);
-        bool monotone = true;
-        for (int i = 0, j = start; i < m; ++i, j = (j + 1) % m) {
-          shifted[i] = chain[j];
-          if (i < m - 1 && ascending != (chain[j] < chain[(j + 1) % m])) {
-            monotone = false;
-            break;
-          }
-        }
-        if (monotone) chain.swap(shifted);
-      }
-    }
-  }
+  std::rotate(chain.begin(), chain.begin() + index_order_start(chain.data(), m), chain.end());
   hull.resize(2 * chain.size());
   for (size_t k = 0; k < chain.size(); ++k) {
     hull[2 * k] = float(xy[2 * chain[k]]);

@@ -135,8 +135,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_emulated(const at::Tensor& 
         if (hi != lo) chains.push(hi, y);
       }
       TORCH_CHECK(!chains.overflow, "boxes_emulated: hull buffer too small (internal error)");
+      const int n = chains.finish(hull.data());
+      order_component_hull(hull.data(), n, root % int32_t(width), root / int32_t(width));
       float quad[8];
-      if (!first_box(hull.data(), chains.finish(hull.data()), params.min_size, quad)) continue;
+      if (!first_box(hull.data(), n, params.min_size, quad)) continue;
       ScoreWindow win;
       score_window(quad, int(height), int(width), win);
       double sum;
