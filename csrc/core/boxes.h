@@ -121,8 +121,8 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
   const float c1 = mul_rn(a1, hull[2 * best_left]) + mul_rn(hull[2 * best_left + 1], b1);
   const float c2 = mul_rn(a2, hull[2 * best_bottom]) + mul_rn(hull[2 * best_bottom + 1], b2);
   const float idet = 1.f / (mul_rn(a1, b2) - mul_rn(a2, b1));
-  const float px = (mul_rn(c1, b2) - mul_rn(c2, b1)) * idet, py = (mul_rn(a1, c2) - mul_rn(a2, c1)) * idet;
-  const float v1x = a1 * best_w, v1y = b1 * best_w, v2x = a2 * best_h, v2y = b2 * best_h;
+  const float px = mul_rn(mul_rn(c1, b2) - mul_rn(c2, b1), idet), py = mul_rn(mul_rn(a1, c2) - mul_rn(a2, c1), idet);
+  const float v1x = mul_rn(a1, best_w), v1y = mul_rn(b1, best_w), v2x = mul_rn(a2, best_h), v2y = mul_rn(b2, best_h);
   box.cx = px + mul_rn(v1x + v2x, 0.5f);
   box.cy = py + mul_rn(v1y + v2y, 0.5f);
   box.width = float(sqrt(mul_rn(double(v1x), double(v1x)) + mul_rn(double(v1y), double(v1y))));

@@ -6,6 +6,7 @@
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -113,7 +114,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_emulated(const at::Tensor& 
   for (int64_t b = 0; b < batch && slots > 0; ++b) {
     const float* map = maps.const_data_ptr<float>() + b * plane;
     // threshold, labelling, ranks of the roots (a prefix sum on the device)
-    for (int32_t i : order) text[i] = text_pixel(map, int(width), int(i % width), int(i / width), params.thresh, params.dilate);
+    for (int32_t i : order) {
+      TORCH_CHECK_VALUE(std::isfinite(map[i]), "db_boxes: prob holds NaN or inf (image ", b, ")");
+      text[i] = text_pixel(map, int(width), int(i % width), int(i / width), params.thresh, params.dilate);
+    }
     label_image(text.data(), label.data(), int(height), int(width), seed);
     int32_t roots = 0;
     for (int64_t i = 0; i < plane; ++i) rank[i] = roots += label[i] == i;
