@@ -138,8 +138,9 @@ DBF_HOST_DEVICE bool run_start(const uint8_t* text, int width, int32_t i) {
 }
 
 // Root of i with path halving (each visited node is hung under its
-// grandparent). Only once the merging is over: then every label is an
-// ancestor, so concurrent halving stores only shorten paths.
+// grandparent). Only once the merging is over: every label is then an
+// ancestor in the final forest, so concurrent halving stores only shorten
+// paths, whatever their order.
 DBF_HOST_DEVICE int32_t find_root_halving(int32_t* label, int32_t i) {
   for (;;) {
     const int32_t parent = load_label(label + i);
@@ -151,17 +152,22 @@ DBF_HOST_DEVICE int32_t find_root_halving(int32_t* label, int32_t i) {
   }
 }
 
-// Flattening, first pass: run starts point at their roots.
+// Flattening, first pass: paths from run starts (the only nodes of the
+// forest besides the leaves) are shortened.
 DBF_HOST_DEVICE void flatten_start(const uint8_t* text, int32_t* label, int width, int32_t i) {
   if (run_start(text, width, i)) label[i] = find_root_halving(label, i);
 }
 
-// Second pass: the other pixels take their run start's root; returns whether
-// pixel i is a root (a component's first pixel).
+// Second pass: each text pixel takes its root (a start's label may still be
+// a non-root ancestor: another thread's halving store can land after its
+// own). Paths go through run starts only, whose labels here become roots or
+// stay ancestors, so concurrent lookups stay right. Returns whether pixel i
+// is a root (a component's first pixel).
 DBF_HOST_DEVICE bool flatten_rest(const uint8_t* text, int32_t* label, int width, int32_t i) {
   if (!text[i]) return false;
-  if (!run_start(text, width, i)) label[i] = label[label[i]];
-  return label[i] == i;
+  const int32_t root = find_root(label, run_start(text, width, i) ? i : label[i]);
+  label[i] = root;
+  return root == i;
 }
 
 // The candidates of one image, in slots 0 .. slots - 1: components ordered by
