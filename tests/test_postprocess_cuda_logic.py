@@ -26,7 +26,12 @@ from dbnet_fast.ops.postprocess import _emulated_cuda_boxes, _emulated_cuda_labe
 from dbnet_fast.postprocess import DBPostProcessor
 from dbnet_fast.reference.samples import probability_map
 
-REAL_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_maps.npz"
+# ../shared/data from the project root, or shared/data inside it (a copy made
+# for the GPU machine, which gets the checkout only).
+HERE = Path(__file__).resolve()
+REAL_MAPS = next((p for p in (HERE.parents[2] / "shared" / "data" / "real_maps.npz",
+                              HERE.parents[1] / "shared" / "data" / "real_maps.npz") if p.exists()),
+                 HERE.parents[2] / "shared" / "data" / "real_maps.npz")
 PADDLE = dict(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5)
 RAPID = dict(thresh=0.3, box_thresh=0.5, unclip_ratio=1.6, use_dilation=True)
 EVERYTHING = dict(thresh=0.3, box_thresh=0.0, unclip_ratio=1.5, min_size=0.0)  # no filter but unclip's
