@@ -70,9 +70,11 @@ struct PixelRun {
 
 // One outline segment as OpenCV's LineIterator draws it after clipping: from
 // (x1, y1) with x1 <= x2; `drawn` is false when nothing of it is in the window.
+// (The raster structs have no member initialisers, so that a CUDA block can
+// hold one in shared memory; set() fills every member.)
 struct OutlineLine {
-  int64_t x1 = 0, y1 = 0, dx = 0, dy = 0, sy = 1;
-  bool drawn = false;
+  int64_t x1, y1, dx, dy, sy;
+  bool drawn;
 
   DBF_HOST_DEVICE void set(int64_t w, int64_t h, int64_t ax, int64_t ay, int64_t bx, int64_t by) {
     drawn = !(segment_leaves(w, h, ax, ay, bx, by) && !clip_line(w, h, ax, ay, bx, by));
@@ -108,11 +110,11 @@ struct OutlineLine {
 // fillPoly of the quadrilateral `corners` (4 integer points, interleaved, in a
 // w x h window) as per-row pixel intervals.
 struct QuadRaster {
-  int64_t w = 0, h = 0;
+  int64_t w, h;
   OutlineLine lines[4];
   int64_t edge_y0[4], edge_y1[4], edge_x[4], edge_dx[4];  // rows [y0, y1), 16.16 x at y0 and per row
-  int edges = 0;
-  int64_t fill_y0 = 0, fill_y1 = 0;  // rows of the scanline pass
+  int edges;
+  int64_t fill_y0, fill_y1;  // rows of the scanline pass
 
   DBF_HOST_DEVICE void set(const int64_t* xy, int64_t width, int64_t height) {
     w = width, h = height;
@@ -205,7 +207,7 @@ struct QuadRaster {
 // height x width map: the quad's bounding box (floor / ceil) clipped to the
 // map, and the corners truncated toward zero, relative to the window.
 struct ScoreWindow {
-  int64_t x0 = 0, y0 = 0;
+  int64_t x0, y0;
   QuadRaster raster;
 };
 

@@ -153,6 +153,7 @@ __global__ void __launch_bounds__(kThreads) candidates_kernel(CandidateArgs a) {
   sh.upper = sh.lower + 2 * a.chain_cap;
   sh.hull = reinterpret_cast<float*>(sh.upper + 2 * a.chain_cap);
   __shared__ float quad[8];
+  __shared__ ScoreWindow win;  // the box's fillPoly rows, set up once for the block
   __shared__ int go;
   __shared__ double warp_sums[kWarps];
   __shared__ long long warp_counts[kWarps];
@@ -205,6 +206,7 @@ __global__ void __launch_bounds__(kThreads) candidates_kernel(CandidateArgs a) {
         const int n = chains.finish(sh.hull);
         order_component_hull(sh.hull, n, root % a.width, root / a.width);
         go = first_box(sh.hull, n, a.params.min_size, quad);
+        if (go) score_window(quad, a.height, a.width, win);
       }
       if (!go) a.kept[slot] = 0;
     }
@@ -212,8 +214,6 @@ __global__ void __launch_bounds__(kThreads) candidates_kernel(CandidateArgs a) {
     if (!go) continue;
 
     // Fast score: mean of prob under the box's fillPoly rows.
-    ScoreWindow win;
-    score_window(quad, a.height, a.width, win);
     double sum = 0.0;
     long long count = 0;
     PixelRun runs[6];

@@ -179,11 +179,16 @@ def db_boxes(
     order (by their first pixel in raster order, last first) and
     ``max_candidates`` counts components only, so the two paths give the same
     boxes, in the same order, unless a hole border yields a box on the CPU or
-    an image has more than ``max_candidates`` borders. Box geometry matches
-    the CPU bit for bit up to the device's double-precision trigonometry (1-2
-    ulp, which can move a coordinate by one rounding step), scores up to the
-    summation order. ``score_mode="slow"`` (mean under the contour) is not
-    implemented on CUDA and raises NotImplementedError.
+    an image has more than ``max_candidates`` borders. The box arithmetic is
+    the CPU's (float32 without fused multiply-adds), with two caveats: the
+    device's double-precision sin, cos, acos, atan2 and hypot may differ from
+    the host's by an ulp, and where two rectangles of equal area tie,
+    minAreaRect picks by the order in which the border trace meets the hull
+    points, which the device infers from the hull (thin parts traced out and
+    back can break it: 1 in 14,000 random blobs of the native tests got
+    another box, a tiny one). Scores match up to the summation order.
+    ``score_mode="slow"`` (mean under the contour) is not implemented on CUDA
+    and raises NotImplementedError.
     """
     prob = _check_map("db_boxes", "prob", prob, 3, cuda=True)
     if prob.is_cuda and score_mode == "slow":
