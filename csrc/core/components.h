@@ -186,13 +186,13 @@ DBF_HOST_DEVICE void init_slot(const CandidateSlots& s, int64_t k) {
 
 // For text pixel i of one image: the bounding box of its component, from the
 // ends of its run (only run ends do atomics). `rank` is the inclusive count of
-// roots up to each pixel in raster order (a prefix sum over the image).
+// roots up to each pixel in raster order (a prefix sum that may start before
+// the image: only differences within it count).
 DBF_HOST_DEVICE void slot_bounds(const uint8_t* text, const int32_t* label, const int32_t* rank, int height,
                                  int width, int64_t slots, int32_t i, const CandidateSlots& s) {
   const int32_t root = label[i];
   if (root < 0) return;
-  const int64_t components = rank[int64_t(height) * width - 1];
-  const int64_t k = components - rank[root];  // 0 for the last component
+  const int64_t k = int64_t(rank[int64_t(height) * width - 1]) - rank[root];  // 0 for the last component
   if (k >= slots) return;
   const int x = i % width, y = i / width;
   if (i == root) s.root[k] = root;

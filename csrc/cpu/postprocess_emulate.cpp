@@ -111,6 +111,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_emulated(const at::Tensor& 
   const std::vector<int32_t> order = thread_order(int32_t(plane), seed);
   const int64_t* dest = sizes.const_data_ptr<int64_t>();
 
+  int32_t roots = 0;
   for (int64_t b = 0; b < batch && slots > 0; ++b) {
     const float* map = maps.const_data_ptr<float>() + b * plane;
     // threshold, labelling, ranks of the roots (a prefix sum on the device)
@@ -119,8 +120,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_emulated(const at::Tensor& 
       text[i] = text_pixel(map, int(width), int(i % width), int(i / width), params.thresh, params.dilate);
     }
     label_image(text.data(), label.data(), int(height), int(width), seed);
-    int32_t roots = 0;
-    for (int64_t i = 0; i < plane; ++i) rank[i] = roots += label[i] == i;
+    for (int64_t i = 0; i < plane; ++i) rank[i] = roots += label[i] == i;  // running over the batch
     // bounding boxes of the candidates
     const CandidateSlots s{slot_data.data(), slot_data.data() + slots, slot_data.data() + 2 * slots,
                            slot_data.data() + 3 * slots};

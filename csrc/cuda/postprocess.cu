@@ -4,7 +4,7 @@
 //   text_kernel        prob > thresh (+ 2x2 dilation) -> text bytes; flags NaN/inf
 //   init/merge/flatten 8-connected labelling by union-find (components.h):
 //                      labels end as the component's first pixel (image-local)
-//   at::cumsum         ranks of the roots in raster order, per image
+//   at::cumsum         ranks of the roots in raster order (over the batch)
 //   bounds_kernel      candidate slot of each component (last first, the first
 //                      max_candidates) and its bounding box, from run ends
 //   candidates_kernel  one block per candidate: row extremes of its pixels
@@ -13,7 +13,7 @@
 //                      second box; the serial steps run on thread 0
 //   compact_kernel     kept records of each image, in order, packed densely
 //
-// Memory: per pixel 1 byte of text, 4 of label, 1 of root flag and 4 of rank;
+// Memory: per pixel 1 byte of text, 4 of label, 4 of root flag and 4 of rank;
 // per candidate slot 4 ints and a 9-float record. Host syncs: one copy of the
 // counts and flags, then one copy of the kept records (skipped when none).
 #include <ATen/core/Tensor.h>
@@ -72,7 +72,7 @@ __global__ void flatten_start_kernel(const uint8_t* text, int32_t* label, int64_
   for_each_pixel(total, plane, [&](int64_t b, int32_t i, int64_t) { flatten_start(text + b * plane, label + b * plane, width, i); });
 }
 
-__global__ void flatten_rest_kernel(const uint8_t* text, int32_t* label, uint8_t* is_root, int64_t total,
+__global__ void flatten_rest_kernel(const uint8_t* text, int32_t* label, int32_t* is_root, int64_t total,
                                     int64_t plane, int width) {
   for_each_pixel(total, plane, [&](int64_t b, int32_t i, int64_t g) {
     is_root[g] = flatten_rest(text + b * plane, label + b * plane, width, i);
@@ -283,6 +283,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob
   TORCH_CHECK(height < (1 << 24) && width < (1 << 24) && plane < (int64_t(1) << 31),
               "db_boxes: map too large for the CUDA pipeline (H * W must be below 2^31)");
   const int64_t slots = candidate_slots(height, width, params.max_candidates);
+  TORCH_CHECK(batch * ((height + 1) / 2) * ((width + 1) / 2) < (int64_t(1) << 31),
+              "db_boxes: batch too large for the CUDA pipeline (its components are counted in int32); split it");
   const auto host = at::TensorOptions().dtype(at::kFloat);
   if (batch == 0 || plane == 0 || slots == 0) {
     return {at::empty({0, 4, 2}, host), at::empty({0}, host), at::zeros({batch}, host.dtype(at::kLong))};
@@ -304,7 +306,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob
   const int64_t total = batch * plane, candidates = batch * slots;
   at::Tensor text = at::empty({batch, plane}, options.dtype(at::kByte));
   at::Tensor label = at::empty({batch, plane}, options.dtype(at::kInt));
-  at::Tensor is_root = at::empty({batch, plane}, options.dtype(at::kByte));
+  at::Tensor is_root = at::empty({batch * plane}, options.dtype(at::kInt));
   at::Tensor non_finite = at::zeros({batch}, options.dtype(at::kInt));
   at::Tensor error = at::zeros({1}, options.dtype(at::kInt));
   at::Tensor slot_data = at::empty({4, candidates}, options.dtype(at::kInt));
@@ -326,10 +328,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   flatten_start_kernel<<<grid, kThreads, 0, stream>>>(text_p, label_p, total, plane, w);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  flatten_rest_kernel<<<grid, kThreads, 0, stream>>>(text_p, label_p, is_root.mutable_data_ptr<uint8_t>(), total,
+  flatten_rest_kernel<<<grid, kThreads, 0, stream>>>(text_p, label_p, is_root.mutable_data_ptr<int32_t>(), total,
                                                      plane, w);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const at::Tensor rank = at::cumsum(is_root, 1, at::kInt);  // on the current stream
+  // Ranks of the roots over the whole batch (a 1-D scan runs on all of the
+  // GPU); slot_bounds only uses differences within an image.
+  const at::Tensor rank = at::cumsum(is_root, 0, at::kInt);  // on the current stream
   slot_init_kernel<<<blocks_for(candidates), kThreads, 0, stream>>>(slot_data.mutable_data_ptr<int32_t>(), batch,
                                                                      slots);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
