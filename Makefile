@@ -64,10 +64,11 @@ cpp-sanitize:
 FUZZ_SECONDS ?= 60
 fuzz:
 	cmake -S . -B build/fuzz -DDBF_FUZZ=ON -DDBF_CUDA_CHECK=OFF -DCMAKE_CXX_COMPILER=$(or $(shell command -v clang++ || command -v clang++-14),clang++)
-	cmake --build build/fuzz -j 2 --target fuzz_targets fuzz_postprocess
-	mkdir -p build/fuzz/corpus build/fuzz/corpus_postprocess
+	cmake --build build/fuzz -j 2 --target fuzz_targets fuzz_postprocess fuzz_components
+	mkdir -p build/fuzz/corpus build/fuzz/corpus_postprocess build/fuzz/corpus_components
 	build/fuzz/fuzz_targets -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus
 	build/fuzz/fuzz_postprocess -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus_postprocess
+	build/fuzz/fuzz_components -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus_components
 
 # Release wheels in dist/: +cpu (torch 2.13.0) and +cu130 (torch 2.14.1, every
 # architecture of DESIGN.md section 4 unless TORCH_CUDA_ARCH_LIST is given), each

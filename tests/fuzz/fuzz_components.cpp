@@ -1,0 +1,155 @@
+// libFuzzer target for the host-device steps of the CUDA quad pipeline:
+// arbitrary bytes become a map, options, a thread order, a quad and a point
+// set. The whole pipeline runs sequentially (csrc/core/sequential.h); its
+// labels must equal a flood fill, its row-wise fillPoly the mask rasteriser,
+// its hull convex_hull, and its boxes must be finite with in-range scores.
+//   cmake -S . -B build/fuzz -DDBF_FUZZ=ON -DDBF_CUDA_CHECK=OFF -DCMAKE_CXX_COMPILER=clang++-14
+//   cmake --build build/fuzz --target fuzz_components && build/fuzz/fuzz_components -max_total_time=60
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "../../csrc/core/components.h"
+#include "../../csrc/core/postprocess.h"
+#include "../../csrc/core/raster.h"
+#include "../../csrc/core/sequential.h"
+
+namespace {
+
+struct Reader {
+  const uint8_t* data;
+  size_t size;
+  template <class T> T take() {
+    T value{};
+    const size_t n = size < sizeof(T) ? size : sizeof(T);
+    std::memcpy(&value, data, n);
+    data += n;
+    size -= n;
+    return value;
+  }
+};
+
+void fail(const char* what) {
+  std::fprintf(stderr, "fuzz_components: %s\n", what);
+  std::abort();
+}
+
+std::vector<int32_t> flood_labels(const std::vector<uint8_t>& text, int h, int w) {
+  std::vector<int32_t> label(text.size(), -1), todo;
+  for (int32_t s = 0; s < h * w; ++s) {
+    if (!text[s] || label[s] >= 0) continue;
+    label[s] = s;
+    todo.assign(1, s);
+    while (!todo.empty()) {
+      const int32_t p = todo.back();
+      todo.pop_back();
+      for (int dy = -1; dy <= 1; ++dy) {
+        for (int dx = -1; dx <= 1; ++dx) {
+          const int x = p % w + dx, y = p / w + dy;
+          if (x < 0 || y < 0 || x >= w || y >= h) continue;
+          const int32_t q = y * w + x;
+          if (text[q] && label[q] < 0) label[q] = s, todo.push_back(q);
+        }
+      }
+    }
+  }
+  return label;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Reader in{data, size};
+  const int height = 1 + in.take<uint8_t>() % 48, width = 1 + in.take<uint8_t>() % 48;
+  const uint8_t flags = in.take<uint8_t>();
+  const uint64_t seed = in.take<uint8_t>();
+  dbf::PostParams params;
+  params.thresh = float(in.take<uint8_t>()) / 255.f;
+  params.box_thresh = double(in.take<uint8_t>()) / 255.0;
+  params.unclip_ratio = 0.1 + double(in.take<uint8_t>()) / 32.0;
+  params.max_candidates = in.take<uint8_t>();
+  params.dilate = flags & 2;
+  params.min_size = double(flags >> 4);
+  std::vector<float> prob(size_t(height) * width);
+  for (float& p : prob) p = (flags & 4) ? in.take<float>() : float(in.take<uint8_t>()) / 255.f;
+  bool finite = true;
+  float lo = 0.f, hi = 0.f;
+  for (float p : prob) {
+    finite = finite && std::isfinite(p);
+    lo = std::fmin(lo, p), hi = std::fmax(hi, p);
+  }
+  const double slack = 1e-5 * (1.0 + std::fabs(lo) + std::fabs(hi));
+
+  // The whole pipeline.
+  const dbf::SequentialResult run = dbf::boxes_sequential(prob.data(), 1, height, width, params, seed);
+  if ((run.non_finite_image < 0) != finite) fail("non-finite map not reported");
+  if (run.internal_error) fail("buffer overflow");
+  for (size_t r = 0; r < run.records.size(); r += dbf::kRecord) {
+    for (int j = 0; j < 8; ++j) {
+      if (!std::isfinite(run.records[r + j])) fail("non-finite box corner");
+    }
+    if (!(run.records[r + 8] >= lo - slack && run.records[r + 8] <= hi + slack)) fail("score outside the map's range");
+  }
+
+  // Labels of the thresholded map against a flood fill.
+  std::vector<uint8_t> text(prob.size());
+  for (int i = 0; i < height * width; ++i) {
+    text[i] = dbf::text_pixel(prob.data(), width, i % width, i / width, params.thresh, params.dilate);
+  }
+  std::vector<int32_t> label(text.size());
+  dbf::label_sequential(text.data(), label.data(), height, width, seed);
+  if (label != flood_labels(text, height, width)) fail("labels differ from a flood fill");
+
+  // Row-wise fillPoly of a quad anywhere near the window against the mask.
+  int64_t quad[8];
+  for (int64_t& v : quad) v = int64_t(in.take<int8_t>()) * ((flags & 8) ? 4 : 1);
+  std::vector<uint8_t> mask(text.size(), 0), rows(text.size(), 0);
+  dbf::fill_polygon_mask(mask.data(), height, width, quad, 4);
+  dbf::QuadRaster raster;
+  raster.set(quad, width, height);
+  for (int y = 0; y < height; ++y) {
+    dbf::PixelRun runs[6];
+    const int m = raster.row_runs(y, runs);
+    for (int j = 0; j < m; ++j) {
+      if (runs[j].begin < 0 || runs[j].end >= width || (j > 0 && runs[j].begin <= runs[j - 1].end + 1)) {
+        fail("row runs out of the window or out of order");
+      }
+      for (int64_t x = runs[j].begin; x <= runs[j].end; ++x) rows[size_t(y) * width + x] = 1;
+    }
+  }
+  if (rows != mask) fail("row-wise fillPoly differs from the mask");
+
+  // Hull chains (with the input-order rule) against convex_hull.
+  const int n = 1 + in.take<uint8_t>() % 24;
+  std::vector<int64_t> xy(2 * size_t(n));
+  for (int64_t& v : xy) v = in.take<int8_t>();
+  std::vector<float> expected;
+  const int m = dbf::convex_hull(xy.data(), n, expected);
+  std::vector<int> order(n);
+  for (int i = 0; i < n; ++i) order[i] = i;
+  for (int i = 1; i < n; ++i) {  // insertion sort by (y, x)
+    const int v = order[i];
+    int k = i;
+    auto before = [&](int a, int b) { return xy[2 * a + 1] != xy[2 * b + 1] ? xy[2 * a + 1] < xy[2 * b + 1] : xy[2 * a] < xy[2 * b]; };
+    while (k > 0 && before(v, order[k - 1])) order[k] = order[k - 1], --k;
+    order[k] = v;
+  }
+  std::vector<int32_t> lower(2 * size_t(n) + 2), upper(2 * size_t(n) + 2), first(2 * size_t(n) + 2, -1);
+  std::vector<float> hull(4 * size_t(n) + 4);
+  dbf::HullChains chains(lower.data(), upper.data(), n + 1);
+  for (int i : order) chains.push(int32_t(xy[2 * i]), int32_t(xy[2 * i + 1]));
+  const int k = chains.finish(hull.data());
+  for (int v = 0; v < k; ++v) {
+    for (int i = 0; i < n && first[v] < 0; ++i) {
+      if (hull[2 * v] == float(xy[2 * i]) && hull[2 * v + 1] == float(xy[2 * i + 1])) first[v] = i;
+    }
+  }
+  dbf::rotate_points(hull.data(), k, dbf::index_order_start(first.data(), k));
+  if (chains.overflow || k != m || !std::equal(expected.begin(), expected.end(), hull.begin())) {
+    fail("hull chains differ from convex_hull");
+  }
+  return 0;
+}
