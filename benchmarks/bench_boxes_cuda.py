@@ -16,7 +16,7 @@ from common import run
 from dbnet_fast.ops import db_boxes
 
 HERE = Path(__file__).resolve()
-REAL_MAPS = [HERE.parents[2] / "shared" / "data" / "real_maps.npz", HERE.parents[1] / "shared" / "data" / "real_maps.npz"]
+REAL_MAPS = [root / "shared" / "data" / "real_maps.npz" for root in (HERE.parents[2], HERE.parents[1])]
 SETTINGS = dict(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5)  # PaddleOCR's
 
 
@@ -47,5 +47,5 @@ def bench_boxes_cuda_batch(benchmark, variant):
     else:
         device, role = "cpu", "baseline"
     group = "db_boxes batch of 16 960x960, results on the host"
-    run(benchmark, lambda: db_boxes(maps, **SETTINGS), device=device, op="db_boxes", variant=variant, role=role,
-        group=group)
+    run(benchmark, lambda: db_boxes(maps, **SETTINGS), device=device, op="db_boxes", variant=variant,
+        role=role, group=group)

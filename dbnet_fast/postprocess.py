@@ -150,7 +150,7 @@ def _as_maps(prob) -> torch.Tensor:
         raise ValueError(f"DBPostProcessor: prob must be (B, 1, H, W) or (B, H, W), got {tuple(prob.shape)}")
     if not prob.is_floating_point():
         raise TypeError(f"DBPostProcessor: prob must be a floating tensor, got {prob.dtype}")
-    return prob.detach().to(torch.float32).contiguous()  # CUDA maps stay on the device
+    return prob.detach().to(torch.float32).contiguous()  # CUDA maps stay there
 
 
 def _as_sizes(sizes, batch: int, height: int, width: int) -> torch.Tensor:

@@ -32,7 +32,8 @@ if ! python3 -m pip install --no-build-isolation --no-deps -e . > "$OUT/build.lo
 fi
 python3 -m dbnet_fast.cli info > "$OUT/info.txt" 2>&1
 
-python3 -m pytest tests -q -rs > "$OUT/tests.log" 2>&1
+# A test file whose oracle package is missing here must not stop the others.
+python3 -m pytest tests -q -rs --continue-on-collection-errors > "$OUT/tests.log" 2>&1
 tests_rc=$?
 python3 benchmarks/report.py --device cuda --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1
 bench_rc=$?

@@ -22,7 +22,11 @@ import torch
 
 from conftest import CUDA
 from dbnet_fast.ops import box_scores, db_boxes, find_contours, min_area_boxes, unclip
-from dbnet_fast.ops.postprocess import _emulated_cuda_boxes, _emulated_cuda_labels, _row_wise_box_scores
+from dbnet_fast.ops.postprocess import (
+    _emulated_cuda_boxes,
+    _emulated_cuda_labels,
+    _row_wise_box_scores,
+)
 from dbnet_fast.postprocess import DBPostProcessor
 from dbnet_fast.reference.samples import probability_map
 
@@ -98,9 +102,10 @@ def test_real_maps_give_the_cpu_boxes(settings):
         expected = db_boxes(prob[None], **SETTINGS[settings])
         for order in ORDERS:
             got = _emulated_cuda_boxes(prob[None], seed=order, **SETTINGS[settings])
-            assert torch.equal(got[2], expected[2]), f"{name}, order {order}: counts {got[2]} vs {expected[2]}"
-            assert torch.equal(got[0], expected[0]), f"{name}, order {order}: boxes differ"
-            assert torch.equal(got[1], expected[1]), f"{name}, order {order}: scores differ"
+            where = f"{name}, order {order}"
+            assert torch.equal(got[2], expected[2]), f"{where}: counts {got[2]} vs {expected[2]}"
+            assert torch.equal(got[0], expected[0]), f"{where}: boxes differ"
+            assert torch.equal(got[1], expected[1]), f"{where}: scores differ"
 
 
 def test_real_maps_batch_with_destination_sizes():
@@ -186,7 +191,8 @@ def test_row_wise_scores_equal_box_scores():
         assert torch.equal(_row_wise_box_scores(prob, quads), box_scores(prob, quads))
     real = next(iter(real_maps().values()))
     quads = torch.rand(500, 4, 2, generator=gen) * torch.tensor(real.shape[::-1]).float()
-    torch.testing.assert_close(_row_wise_box_scores(real, quads), box_scores(real, quads), rtol=1e-12, atol=0)
+    torch.testing.assert_close(_row_wise_box_scores(real, quads), box_scores(real, quads),
+                               rtol=1e-12, atol=0)
 
 
 def test_emulation_refuses_non_finite_maps():
@@ -238,8 +244,9 @@ def test_cuda_edge_cases():
     assert full[2].tolist() == [1] and float(full[1][0]) == 1.0
     board = torch.from_numpy((np.indices((200, 200)).sum(0) % 2).astype(np.float32))
     for max_candidates in (10, 1000, 30000):
-        got = db_boxes(board[None].cuda(), max_candidates=max_candidates, min_size=0.0, box_thresh=0.0)
-        expected = _emulated_cuda_boxes(board[None], max_candidates=max_candidates, min_size=0.0, box_thresh=0.0)
+        settings = dict(max_candidates=max_candidates, min_size=0.0, box_thresh=0.0)
+        got = db_boxes(board[None].cuda(), **settings)
+        expected = _emulated_cuda_boxes(board[None], **settings)
         assert torch.equal(got[2], expected[2])
     solid = torch.ones(2, 960, 960, device="cuda")  # one huge component per image
     assert db_boxes(solid)[2].tolist() == [1, 1]

@@ -87,7 +87,8 @@ struct HullChains {
     if (n == 2 && hull[0] == hull[2] && hull[1] == hull[3]) n = 1;
     int start = 0;  // the largest point in (x, y) order
     for (int i = 1; i < n; ++i) {
-      if (hull[2 * i] > hull[2 * start] || (hull[2 * i] == hull[2 * start] && hull[2 * i + 1] > hull[2 * start + 1])) start = i;
+      const float x = hull[2 * i], y = hull[2 * i + 1], sx = hull[2 * start], sy = hull[2 * start + 1];
+      if (x > sx || (x == sx && y > sy)) start = i;
     }
     // Counter-clockwise (positive cross at a vertex) in (x, y) terms, else reverse.
     bool reverse = false;
@@ -105,7 +106,10 @@ struct HullChains {
 
  private:
   DBF_HOST_DEVICE void add(int32_t* chain, int& n, int32_t x, int32_t y, int side) {
-    while (n >= 2 && side * hull_cross(chain[2 * n - 4], chain[2 * n - 3], chain[2 * n - 2], chain[2 * n - 1], x, y) <= 0) --n;
+    while (n >= 2 && side * hull_cross(chain[2 * n - 4], chain[2 * n - 3], chain[2 * n - 2], chain[2 * n - 1], x,
+                                       y) <= 0) {
+      --n;
+    }
     if (n >= 1 && chain[2 * n - 2] == x && chain[2 * n - 1] == y) return;
     if (n == capacity) {
       overflow = true;

@@ -122,7 +122,8 @@ DBF_HOST_DEVICE void offset_round_path(const int64_t* src, int len, double delta
 DBF_HOST_DEVICE double unclip_distance(const float* quad, double ratio) {
   double area2 = 0, perimeter = 0;
   for (int i = 0, j = 3; i < 4; j = i++) {
-    area2 += mul_rn(double(quad[2 * j]), double(quad[2 * i + 1])) - mul_rn(double(quad[2 * i]), double(quad[2 * j + 1]));
+    area2 += mul_rn(double(quad[2 * j]), double(quad[2 * i + 1])) -
+             mul_rn(double(quad[2 * i]), double(quad[2 * j + 1]));
     perimeter += hypot(double(quad[2 * i]) - quad[2 * j], double(quad[2 * i + 1]) - quad[2 * j + 1]);
   }
   return fabs(area2) * 0.5 * ratio / perimeter;

@@ -61,15 +61,21 @@ __global__ void text_kernel(const float* prob, uint8_t* text, int* non_finite, i
 }
 
 __global__ void init_kernel(const uint8_t* text, int32_t* label, int64_t total, int64_t plane, int width) {
-  for_each_pixel(total, plane, [&](int64_t b, int32_t i, int64_t) { init_label(text + b * plane, label + b * plane, width, i); });
+  for_each_pixel(total, plane, [&](int64_t b, int32_t i, int64_t) {
+    init_label(text + b * plane, label + b * plane, width, i);
+  });
 }
 
 __global__ void merge_kernel(const uint8_t* text, int32_t* label, int64_t total, int64_t plane, int width) {
-  for_each_pixel(total, plane, [&](int64_t b, int32_t i, int64_t) { merge_label(text + b * plane, label + b * plane, width, i); });
+  for_each_pixel(total, plane, [&](int64_t b, int32_t i, int64_t) {
+    merge_label(text + b * plane, label + b * plane, width, i);
+  });
 }
 
 __global__ void flatten_start_kernel(const uint8_t* text, int32_t* label, int64_t total, int64_t plane, int width) {
-  for_each_pixel(total, plane, [&](int64_t b, int32_t i, int64_t) { flatten_start(text + b * plane, label + b * plane, width, i); });
+  for_each_pixel(total, plane, [&](int64_t b, int32_t i, int64_t) {
+    flatten_start(text + b * plane, label + b * plane, width, i);
+  });
 }
 
 __global__ void flatten_rest_kernel(const uint8_t* text, int32_t* label, int32_t* is_root, int64_t total,
@@ -348,7 +354,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   compact_kernel<<<1, kThreads, 0, stream>>>(kept.const_data_ptr<uint8_t>(), records.const_data_ptr<float>(),
                                              non_finite.const_data_ptr<int>(), error.const_data_ptr<int>(), batch,
-                                             slots, status.mutable_data_ptr<int64_t>(), dense.mutable_data_ptr<float>());
+                                             slots, status.mutable_data_ptr<int64_t>(),
+                                             dense.mutable_data_ptr<float>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 
   // The only transfers: counts and flags, then the kept records.

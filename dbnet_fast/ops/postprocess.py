@@ -223,20 +223,22 @@ def db_boxes(
 # checked where no GPU is present.
 
 
-def _emulated_cuda_boxes(prob: torch.Tensor, dest_sizes: torch.Tensor | None = None, *, thresh: float = 0.3,
-                         box_thresh: float = 0.7, unclip_ratio: float = 1.5, max_candidates: int = 1000,
-                         use_dilation: bool = False, min_size: float = 3.0, seed: int = 0):
+def _emulated_cuda_boxes(prob: torch.Tensor, dest_sizes: torch.Tensor | None = None, *,
+                         thresh: float = 0.3, box_thresh: float = 0.7, unclip_ratio: float = 1.5,
+                         max_candidates: int = 1000, use_dilation: bool = False,
+                         min_size: float = 3.0, seed: int = 0):
     prob = _check_map("db_boxes", "prob", prob, 3)
     batch, height, width = prob.shape
     if dest_sizes is None:
         dest_sizes = torch.tensor([[height, width]] * batch, dtype=torch.int64)
-    return _C.boxes_emulated(prob, dest_sizes.to("cpu", torch.int64).contiguous(), float(thresh),
-                             float(box_thresh), float(unclip_ratio), int(max_candidates), bool(use_dilation),
-                             float(min_size), int(seed))
+    dest_sizes = dest_sizes.to("cpu", torch.int64).contiguous()
+    return _C.boxes_emulated(prob, dest_sizes, float(thresh), float(box_thresh), float(unclip_ratio),
+                             int(max_candidates), bool(use_dilation), float(min_size), int(seed))
 
 
 def _emulated_cuda_labels(mask: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """int32 (H, W): each text pixel's component as its first pixel's linear index, -1 for background."""
+    """int32 (H, W): each text pixel's component as its first pixel's linear index,
+    -1 for background."""
     return _C.label_components_emulated(mask.to("cpu", torch.uint8).contiguous(), int(seed))
 
 

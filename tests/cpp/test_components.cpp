@@ -94,8 +94,8 @@ void test_hull_chains() {
       dbf::rotate_points(hull.data(), k, dbf::index_order_start(first.data(), k));
       bool same = k == m && !chains.overflow;
       for (int i = 0; same && i < 2 * m; ++i) same = hull[i] == expected[i];
-      DBF_CHECK(same, "point set %d (%d points, order %s): %d hull points, expected %d", t, n, by_y ? "(x, y)" : "(y, x)",
-                k, m);
+      DBF_CHECK(same, "point set %d (%d points, order %s): %d hull points, expected %d", t, n,
+                by_y ? "(x, y)" : "(y, x)", k, m);
     }
   }
 }
@@ -213,7 +213,8 @@ void test_chain_capacity() {
       chains.push(int32_t(c - half), int32_t(y));
       if (half) chains.push(int32_t(c + half), int32_t(y));
     }
-    DBF_CHECK(!chains.overflow, "a disc in %lld x %lld overflows the capacity %d", (long long)size, (long long)size, cap);
+    DBF_CHECK(!chains.overflow, "a disc in %lld x %lld overflows the capacity %d", (long long)size,
+              (long long)size, cap);
   }
 }
 

@@ -133,7 +133,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 1; i < n; ++i) {  // insertion sort by (y, x)
     const int v = order[i];
     int k = i;
-    auto before = [&](int a, int b) { return xy[2 * a + 1] != xy[2 * b + 1] ? xy[2 * a + 1] < xy[2 * b + 1] : xy[2 * a] < xy[2 * b]; };
+    auto before = [&](int a, int b) {
+      return xy[2 * a + 1] != xy[2 * b + 1] ? xy[2 * a + 1] < xy[2 * b + 1] : xy[2 * a] < xy[2 * b];
+    };
     while (k > 0 && before(v, order[k - 1])) order[k] = order[k - 1], --k;
     order[k] = v;
   }
