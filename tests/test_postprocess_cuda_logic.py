@@ -198,8 +198,11 @@ def test_row_wise_scores_equal_box_scores():
 def test_emulation_refuses_non_finite_maps():
     prob = torch.rand(2, 30, 30)
     prob[1, 3, 3] = float("nan")
-    with pytest.raises(ValueError, match="image 1"):
-        _emulated_cuda_boxes(prob)
+    for max_candidates in (1000, 0):
+        with pytest.raises(ValueError, match="image 1"):
+            _emulated_cuda_boxes(prob, max_candidates=max_candidates)
+        with pytest.raises(ValueError, match="image 1"):
+            db_boxes(prob, max_candidates=max_candidates)
 
 
 # --- on a GPU ------------------------------------------------------------------
@@ -254,6 +257,8 @@ def test_cuda_edge_cases():
     prob[1, 4, 5] = float("inf")
     with pytest.raises(ValueError, match="image 1"):
         db_boxes(prob)
+    with pytest.raises(ValueError, match="image 1"):
+        db_boxes(prob, max_candidates=0)
     with pytest.raises(NotImplementedError, match="slow"):
         db_boxes(prob, score_mode="slow")
 

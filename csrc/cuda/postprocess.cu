@@ -292,7 +292,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob
   TORCH_CHECK(batch * ((height + 1) / 2) * ((width + 1) / 2) < (int64_t(1) << 31),
               "db_boxes: batch too large for the CUDA pipeline (its components are counted in int32); split it");
   const auto host = at::TensorOptions().dtype(at::kFloat);
-  if (batch == 0 || plane == 0 || slots == 0) {
+  if (batch == 0 || plane == 0) {
     return {at::empty({0, 4, 2}, host), at::empty({0}, host), at::zeros({batch}, host.dtype(at::kLong))};
   }
   const int unclip_cap = unclip_capacity(height, width, params.unclip_ratio);
@@ -349,9 +349,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob
   CandidateArgs args{maps.const_data_ptr<float>(), label_p, slot_data.const_data_ptr<int32_t>(), batch, slots, h, w,
                      params, chain_cap, unclip_cap, records.mutable_data_ptr<float>(), kept.mutable_data_ptr<uint8_t>(),
                      error.mutable_data_ptr<int>()};
-  const int candidate_grid = int(std::min<int64_t>(candidates, kMaxCandidateBlocks));
-  candidates_kernel<<<candidate_grid, kThreads, shared, stream>>>(args);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  if (candidates > 0) {  // none when max_candidates is 0 (the maps are still checked for NaN)
+    const int candidate_grid = int(std::min<int64_t>(candidates, kMaxCandidateBlocks));
+    candidates_kernel<<<candidate_grid, kThreads, shared, stream>>>(args);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
   compact_kernel<<<1, kThreads, 0, stream>>>(kept.const_data_ptr<uint8_t>(), records.const_data_ptr<float>(),
                                              non_finite.const_data_ptr<int>(), error.const_data_ptr<int>(), batch,
                                              slots, status.mutable_data_ptr<int64_t>(),
