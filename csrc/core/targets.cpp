@@ -5,6 +5,7 @@
 #include "targets.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "clones.h"
@@ -47,11 +48,26 @@ void draw_line(const LineRun& r, float value, float* plane, int width) {
   // Bresenham's error term instead of line_pixel's division: q = 2 major m -
   // (2 minor k - major) stays in [0, 2 major).
   int64_t q = r.major, m = 0;
-  for (int64_t k = 0; k < r.count; ++k) {
-    const int64_t x = r.steep ? r.x + m : r.x + k, y = r.steep ? r.y + r.sy * k : r.y + r.sy * m;
-    plane[y * width + x] = value;
+  if (r.steep) {  // a pixel per row
+    for (int64_t k = 0; k < r.count; ++k) {
+      plane[(r.y + r.sy * k) * width + r.x + m] = value;
+      q -= 2 * int64_t(r.minor);
+      if (q < 0) {
+        ++m;
+        q += 2 * int64_t(r.major);
+      }
+    }
+    return;
+  }
+  for (int64_t k = 0, start = 0; k < r.count; ++k) {  // runs of pixels along a row
     q -= 2 * int64_t(r.minor);
-    if (q < 0) {
+    const bool step = q < 0;
+    if (step || k + 1 == r.count) {
+      float* row = plane + (r.y + r.sy * m) * width + r.x;
+      std::fill(row + start, row + k + 1, value);
+      start = k + 1;
+    }
+    if (step) {
       ++m;
       q += 2 * int64_t(r.major);
     }
@@ -98,6 +114,10 @@ DBF_CPU_CLONES void fill_poly(const Segment* edges, size_t count, int height, in
   }
 }
 
+// Rows of the canvas are widened to whole vectors of this many floats (the
+// compilers' vector epilogues are 8 wide; scalar tails cost more than pixels).
+constexpr int kVector = 8;
+
 // One row of one edge into the threshold map: out[k] = best(out[k], value of
 // the pixel at u = (ux0 + k, uy) from the edge's start).
 template <bool kExact, bool kMax>
@@ -135,9 +155,15 @@ DBF_FORCE_INLINE void draw_canvas_impl(const double* xy, int64_t n, double d, Bo
         t1 = std::min(std::max(ta, tb), 1.0);
       }
       const double xa = ax + t0 * ex, xb = ax + t1 * ex;
-      const int x0 = std::max(box.x0, int(std::ceil(std::min(xa, xb) - d)));
-      const int x1 = std::min(box.x1, int(std::floor(std::max(xa, xb) + d)));
+      int x0 = std::max(box.x0, int(std::ceil(std::min(xa, xb) - d)));
+      int x1 = std::min(box.x1, int(std::floor(std::max(xa, xb) + d)));
       if (t0 > t1 || x0 > x1) continue;
+      // whole vectors where the box allows: pixels beyond D change nothing
+      int extra = (kVector - (x1 - x0 + 1) % kVector) % kVector;
+      const int right = std::min(extra, box.x1 - x1);
+      x1 += right;
+      extra -= right;
+      x0 -= std::min(extra, x0 - box.x0);
       canvas_row<kExact, kMax>(thresh + int64_t(y) * width + x0, x1 - x0 + 1, float(x0 - ax),
                                float(y - ay), float(ex), float(ey), e2inv, inv_d, low, span);
     }
@@ -154,6 +180,10 @@ DBF_CPU_CLONES void draw_canvas(const double* xy, int64_t n, double d, Box box, 
 }
 
 DBF_CPU_CLONES void fill_value(float* values, int64_t n, float value) {
+  if (value == 0.f) {
+    std::memset(values, 0, n * sizeof(float));  // libc's fastest stores
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) values[i] = value;
 }
 

@@ -48,6 +48,7 @@ class DBTargets(NamedTuple):
 
 
 def _as_points(polygon, where: str) -> np.ndarray:
+    """The polygon as an (N, 2) float64 array (values checked later, all at once)."""
     if isinstance(polygon, torch.Tensor):
         polygon = polygon.detach().cpu().numpy()
     try:
@@ -58,11 +59,17 @@ def _as_points(polygon, where: str) -> np.ndarray:
         raise ValueError(f"db_targets: {where} must have shape (N, 2), got {points.shape}")
     if points.shape[0] == 0:
         raise ValueError(f"db_targets: {where} has no points")
-    if not np.isfinite(points).all():
-        raise ValueError(f"db_targets: {where} has a NaN or infinite coordinate")
-    if np.abs(points).max() > 1e7:
-        raise ValueError(f"db_targets: {where} has a coordinate beyond 1e7 pixels")
-    return points.astype(np.float32)
+    return points
+
+
+def _raise_bad_value(batch, stacked: np.ndarray, offsets: np.ndarray):
+    """Names the first polygon with a coordinate that is not finite or beyond 1e7 pixels."""
+    row = int(np.argmax(~(np.abs(stacked) <= 1e7).all(axis=1)))
+    index = int(np.searchsorted(offsets, row, side="right")) - 1
+    names = [f"image {b} polygon {i}" for b, polygons in enumerate(batch) for i in range(len(polygons))]
+    if not np.isfinite(stacked[row]).all():
+        raise ValueError(f"db_targets: {names[index]} has a NaN or infinite coordinate")
+    raise ValueError(f"db_targets: {names[index]} has a coordinate beyond 1e7 pixels")
 
 
 def _size(size) -> tuple[int, int]:
@@ -77,25 +84,27 @@ def _size(size) -> tuple[int, int]:
 
 def _pack(batch, ignore):
     """CSR packing: points (N, 2), polygon offsets (P + 1), image offsets (B + 1), flags (P)."""
-    points, polygon_offsets, image_offsets, flags = [], [0], [0], []
+    arrays, flags, image_offsets = [], [], [0]
     if ignore is not None and len(ignore) != len(batch):
         raise ValueError("db_targets: ignore must have one entry per image")
     for b, polygons in enumerate(batch):
         tags = [False] * len(polygons) if ignore is None or ignore[b] is None else list(ignore[b])
         if len(tags) != len(polygons):
             raise ValueError(f"db_targets: image {b}: ignore must have one flag per polygon")
-        for i, polygon in enumerate(polygons):
-            array = _as_points(polygon, f"image {b} polygon {i}")
-            points.append(array)
-            polygon_offsets.append(polygon_offsets[-1] + len(array))
-            flags.append(bool(tags[i]))
+        arrays.extend(_as_points(polygon, f"image {b} polygon {i}")
+                      for i, polygon in enumerate(polygons))
+        flags.extend(bool(tag) for tag in tags)
         image_offsets.append(len(flags))
-    stacked = np.concatenate(points) if points else np.zeros((0, 2), np.float32)
+    polygon_offsets = np.zeros(len(arrays) + 1, np.int64)
+    np.cumsum([len(a) for a in arrays], out=polygon_offsets[1:])
+    stacked = np.concatenate(arrays) if arrays else np.zeros((0, 2))
+    if not (np.abs(stacked) <= 1e7).all():  # NaN and inf fail too
+        _raise_bad_value(batch, stacked, polygon_offsets)
     return (
-        torch.from_numpy(stacked),
-        torch.tensor(polygon_offsets, dtype=torch.int64),
-        torch.tensor(image_offsets, dtype=torch.int64),
-        torch.tensor(flags, dtype=torch.bool),
+        torch.from_numpy(stacked.astype(np.float32)),
+        torch.from_numpy(polygon_offsets),
+        torch.from_numpy(np.asarray(image_offsets, np.int64)),
+        torch.from_numpy(np.asarray(flags, bool)),
     )
 
 
