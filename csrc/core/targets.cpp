@@ -22,15 +22,6 @@ struct Scratch {
   std::vector<int64_t> xs;
 };
 
-// An upper bound of offset_path's point count: at most 3 points per vertex, or
-// an arc of at most steps / 2 + 1 points and its end.
-int64_t offset_capacity(int64_t m, double delta) {
-  const double pi = 3.141592653589793238, ad = std::fabs(delta);
-  const double tolerance = std::min(0.25, ad * 0.25);
-  const double steps = std::min(pi / std::acos(1.0 - tolerance / ad), ad * pi);
-  return m * (int64_t(steps * 0.5) + 4);
-}
-
 // The cleaned offset polygon of src by delta into `out`. Returns twice its
 // area (0: empty, or its outline too long to clean).
 DBF_CPU_CLONES int64_t offset_polygon(const std::vector<IPoint>& src, int64_t m, double delta,
@@ -119,14 +110,15 @@ DBF_CPU_CLONES void fill_poly(const Segment* edges, size_t count, int height, in
 constexpr int kVector = 8;
 
 // One row of one edge into the threshold map: out[k] = best(out[k], value of
-// the pixel at u = (ux0 + k, uy) from the edge's start).
+// pixel (x0 + k, y)).
 template <bool kExact, bool kMax>
-DBF_FORCE_INLINE void canvas_row(float* DBF_RESTRICT out, int count, float ux0, float uy, float ex,
-                                 float ey, float e2inv, float inv_d, float low, float span) {
+DBF_FORCE_INLINE void canvas_row(float* DBF_RESTRICT out, int count, int x0, int y,
+                                 const CanvasEdge& e, float inv_d, float low, float span) {
+  const float uy = float(y) - e.ay;
   for (int k = 0; k < count; ++k) {
-    const float ux = ux0 + float(k);
-    const float d2 = kExact ? edge_distance2_exact(ux, uy, ex, ey, e2inv)
-                            : edge_distance2_reference(ux, uy, ex, ey, e2inv);
+    const float ux = float(x0 + k) - e.ax;
+    const float d2 = kExact ? edge_distance2_exact(ux, uy, e.ex, e.ey, e.e2inv)
+                            : edge_distance2_reference(ux, uy, e.ex, e.ey, e.e2inv);
     const float t = thresh_value(canvas_value(d2, inv_d), low, span);
     out[k] = kMax ? (t > out[k] ? t : out[k]) : (t < out[k] ? t : out[k]);
   }
@@ -141,8 +133,8 @@ DBF_FORCE_INLINE void draw_canvas_impl(const double* xy, int64_t n, double d, Bo
   const float inv_d = float(1.0 / d);
   for (int64_t i = 0, j = n - 1; i < n; j = i++) {
     const double ax = xy[2 * j], ay = xy[2 * j + 1], bx = xy[2 * i], by = xy[2 * i + 1];
-    const double ex = bx - ax, ey = by - ay, e2 = ex * ex + ey * ey;
-    const float e2inv = float(e2 > 0.0 ? 1.0 / e2 : 0.0);
+    const double ex = bx - ax, ey = by - ay;
+    const CanvasEdge edge = canvas_edge(ax, ay, bx, by);
     const int y0 = std::max(box.y0, int(std::ceil(std::min(ay, by) - d)));
     const int y1 = std::min(box.y1, int(std::floor(std::max(ay, by) + d)));
     const double inv_ey = ey != 0.0 ? 1.0 / ey : 0.0;
@@ -164,8 +156,8 @@ DBF_FORCE_INLINE void draw_canvas_impl(const double* xy, int64_t n, double d, Bo
       x1 += right;
       extra -= right;
       x0 -= std::min(extra, x0 - box.x0);
-      canvas_row<kExact, kMax>(thresh + int64_t(y) * width + x0, x1 - x0 + 1, float(x0 - ax),
-                               float(y - ay), float(ex), float(ey), e2inv, inv_d, low, span);
+      canvas_row<kExact, kMax>(thresh + int64_t(y) * width + x0, x1 - x0 + 1, x0, y, edge, inv_d,
+                               low, span);
     }
   }
 }
@@ -191,15 +183,10 @@ DBF_CPU_CLONES void fill_value(float* values, int64_t n, float value) {
 Box segment_box(const std::vector<Segment>& edges, int height, int width) {
   Box box{width, height, -1, -1};
   for (const Segment& e : edges) {
-    for (const IPoint p : {e.a, e.b}) {
-      box.x0 = std::min(box.x0, p.x);
-      box.y0 = std::min(box.y0, p.y);
-      box.x1 = std::max(box.x1, p.x);
-      box.y1 = std::max(box.y1, p.y);
-    }
+    grow_box(box, e.a);
+    grow_box(box, e.b);
   }
-  return {std::max(box.x0, 0), std::max(box.y0, 0), std::min(box.x1, width - 1),
-          std::min(box.y1, height - 1)};
+  return clip_box(box, height, width);
 }
 
 }  // namespace

@@ -185,8 +185,7 @@ DBF_HOST_DEVICE int64_t offset_path(const IPoint* src, int64_t m, double delta, 
   const auto offset = [&](IPoint p, Normal n) {
     put(fused_mul_add(n.x, delta, double(p.x)), fused_mul_add(n.y, delta, double(p.y)));
   };
-  int64_t k = m - 1;
-  Normal nk = unit_normal(src[m - 1], src[0]);
+  Normal nk = unit_normal(src[m - 1], src[0]);  // the previous edge's normal
   for (int64_t j = 0; j < m; ++j) {
     const IPoint p = src[j];
     const Normal nj = unit_normal(p, src[j + 1 < m ? j + 1 : 0]);
@@ -219,10 +218,8 @@ DBF_HOST_DEVICE int64_t offset_path(const IPoint* src, int64_t m, double delta, 
       }
       offset(p, nj);
     }
-    k = j;
     nk = nj;
   }
-  (void)k;
   return count;
 }
 
@@ -560,16 +557,30 @@ DBF_HOST_DEVICE bool even_odd_covers(int64_t below, int64_t equal, int64_t total
 // ---------------------------------------------------------------------------
 // 5. The threshold canvas: 1 - min(d / D, 1) from a squared distance d^2.
 //
-// Squared distances from (x, y) to the edge a -> a + e (e2inv = 1 / |e|^2,
-// 0 for a point), written so that loops over pixels vectorise.
+// The host (edge by edge over rows) and the CUDA kernels (pixel by pixel over
+// edges) compute the same bits: the same float inputs (pixel and edge
+// coordinates rounded to float first), every multiply-add an explicit fused
+// one (compilers contract plain ones differently), and max over edges of a
+// value that falls with the distance is the value of the min distance.
+struct CanvasEdge {
+  float ax, ay, ex, ey, e2inv;  // e2inv = 1 / |e|^2 (0 for a point)
+};
+
+DBF_HOST_DEVICE CanvasEdge canvas_edge(double ax, double ay, double bx, double by) {
+  const double ex = bx - ax, ey = by - ay, e2 = fused_mul_add(ex, ex, ey * ey);
+  return {float(ax), float(ay), float(ex), float(ey), float(e2 > 0.0 ? 1.0 / e2 : 0.0)};
+}
+
+// Squared distances from the pixel at u = pixel - a to the edge a -> a + e,
+// written so that loops over pixels vectorise.
 // exact: to the nearest point of the segment.
 template <class T>
 DBF_HOST_DEVICE T edge_distance2_exact(T ux, T uy, T ex, T ey, T e2inv) {
-  T t = (ux * ex + uy * ey) * e2inv;
+  T t = fused_mul_add(ux, ex, uy * ey) * e2inv;
   t = t < T(0) ? T(0) : t;
   t = t > T(1) ? T(1) : t;
-  const T px = ux - t * ex, py = uy - t * ey;
-  return px * px + py * py;
+  const T px = fused_mul_add(-t, ex, ux), py = fused_mul_add(-t, ey, uy);
+  return fused_mul_add(px, px, py * py);
 }
 
 // The published formula: with u, w the vectors from the ends to the pixel,
@@ -580,21 +591,146 @@ DBF_HOST_DEVICE T edge_distance2_exact(T ux, T uy, T ex, T ey, T e2inv) {
 template <class T>
 DBF_HOST_DEVICE T edge_distance2_reference(T ux, T uy, T ex, T ey, T e2inv) {
   const T wx = ux - ex, wy = uy - ey;
-  const T d1 = ux * ux + uy * uy, d2 = wx * wx + wy * wy;
-  const T c = ux * ey - uy * ex;
+  const T d1 = fused_mul_add(ux, ux, uy * uy), d2 = fused_mul_add(wx, wx, wy * wy);
+  const T c = fused_mul_add(ux, ey, -(uy * ex));
   const T line = c * c * e2inv;
   const T end = d1 < d2 ? d1 : d2;
-  return ux * wx + uy * wy > T(0) ? end : line;
+  return fused_mul_add(ux, wx, uy * wy) > T(0) ? end : line;
 }
 
 DBF_HOST_DEVICE float canvas_value(float distance2, float inv_d) {
-  const float v = 1.f - sqrtf(distance2) * inv_d;
+  const float v = fused_mul_add(-sqrtf(distance2), inv_d, 1.f);
   return v > 0.f ? v : 0.f;
 }
 
 // The threshold map's value from the canvas value v.
 DBF_HOST_DEVICE float thresh_value(float v, float low, float span) {
   return fused_mul_add(v, span, low);
+}
+
+// ---------------------------------------------------------------------------
+// 6. The CUDA kernels' steps per polygon (the native tests also run them on
+// the host, in sequence, and compare with render_targets).
+
+// An upper bound of offset_path's point count: at most 3 points per vertex, or
+// an arc of at most steps / 2 + 1 points and its end.
+DBF_HOST_DEVICE int64_t offset_capacity(int64_t m, double delta) {
+  if (m < 3 || !(delta != 0.0)) return 0;
+  const double pi = 3.141592653589793238, ad = fabs(delta);
+  const double tolerance = 0.25 > ad * 0.25 ? ad * 0.25 : 0.25;
+  double steps = pi / acos(1.0 - tolerance / ad);
+  if (steps > ad * pi) steps = ad * pi;
+  return m * (int64_t(steps * 0.5) + 4);
+}
+
+// Where a polygon's pieces live in the kernels' buffers, and what it is.
+struct PolygonPlan {
+  int32_t role;             // kPolygonIgnored too when its shrink turns out empty
+  int64_t source;           // points of Clipper's polygon (stored at the polygon's point offset)
+  int64_t outline_at;       // its outlines in the outline buffer: shrink, then dilation
+  int64_t shrink_capacity;  // room for the shrink's outline (the dilation's follows)
+  int64_t dilate_capacity;
+  int64_t shrink_points, dilate_points;
+  int64_t segment_at;       // its edges in the segment buffer: shrink, then dilation,
+  int64_t shrink_edges;     // or, when ignored, the polygon's own (truncated) edges
+  int64_t dilate_edges;
+  Box shrink_box, dilate_box;  // within the image; dilate_box bounds the canvas
+};
+
+// Step 1 (with prepare_polygon): Clipper's source polygon into `source`
+// (room for n points) and the room its outlines need. Returns that room.
+DBF_HOST_DEVICE int64_t plan_polygon(const PolygonPrep& prep, const double* clipped, int64_t n,
+                                     IPoint* source, PolygonPlan& plan) {
+  plan = PolygonPlan{};
+  plan.role = prep.role;
+  if (prep.role != kPolygonUsed) return 0;
+  plan.source = clipper_source(clipped, n, source);
+  plan.shrink_capacity = offset_capacity(plan.source, -prep.d);
+  plan.dilate_capacity = offset_capacity(plan.source, prep.d);
+  if (plan.source < 3) plan.role = kPolygonIgnored;
+  return plan.shrink_capacity + plan.dilate_capacity;
+}
+
+// Step 2: the outlines (at outline[plan.outline_at]) and the count of edges
+// the polygon will draw; a used polygon whose shrink is empty (or whose
+// outlines are too long to clean) becomes ignored. `splits`: 2 entries per
+// outline point (at splits[2 plan.outline_at]).
+DBF_HOST_DEVICE int64_t plan_edges(PolygonPlan& plan, const PolygonPrep& prep, int64_t n,
+                                   const IPoint* source, IPoint* outline, Split* splits) {
+  if (plan.role == kPolygonSkipped) return 0;
+  if (plan.role == kPolygonUsed) {
+    IPoint* shrink = outline + plan.outline_at;
+    IPoint* dilate = shrink + plan.shrink_capacity;
+    Split* scratch = splits + 2 * plan.outline_at;
+    int64_t edges = 0;
+    const auto count = [&](const Segment&) { ++edges; };
+    plan.shrink_points = offset_path(source, plan.source, -prep.d, shrink);
+    plan.dilate_points = offset_path(source, plan.source, prep.d, dilate);
+    if (plan.shrink_points <= kMaxOutline && plan.dilate_points <= kMaxOutline &&
+        clean_path(shrink, plan.shrink_points, scratch, count) != 0) {
+      plan.shrink_edges = edges;
+      edges = 0;
+      if (clean_path(dilate, plan.dilate_points, scratch, count) != 0) {
+        plan.dilate_edges = edges;
+        return plan.shrink_edges + plan.dilate_edges;
+      }
+    }
+    plan.role = kPolygonIgnored;
+  }
+  plan.shrink_edges = n;  // the polygon's own edges
+  plan.dilate_edges = 0;
+  return n;
+}
+
+DBF_HOST_DEVICE void grow_box(Box& box, IPoint p) {
+  box.x0 = p.x < box.x0 ? p.x : box.x0;
+  box.y0 = p.y < box.y0 ? p.y : box.y0;
+  box.x1 = p.x > box.x1 ? p.x : box.x1;
+  box.y1 = p.y > box.y1 ? p.y : box.y1;
+}
+
+DBF_HOST_DEVICE Box clip_box(Box box, int height, int width) {
+  return {box.x0 > 0 ? box.x0 : 0, box.y0 > 0 ? box.y0 : 0,
+          box.x1 < width - 1 ? box.x1 : width - 1, box.y1 < height - 1 ? box.y1 : height - 1};
+}
+
+// Step 3: the edges (at edges[plan.segment_at]) and their boxes.
+DBF_HOST_DEVICE void plan_write_edges(PolygonPlan& plan, const double* clipped, int64_t n,
+                                      const IPoint* outline, Split* splits, Segment* edges,
+                                      int height, int width) {
+  Segment* out = edges + plan.segment_at;
+  const Box empty{2147483647, 2147483647, -2147483647, -2147483647};
+  plan.shrink_box = plan.dilate_box = empty;
+  int64_t k = 0;
+  const auto put = [&](const Segment& e) {
+    Box& box = k < plan.shrink_edges ? plan.shrink_box : plan.dilate_box;
+    grow_box(box, e.a);
+    grow_box(box, e.b);
+    out[k++] = e;
+  };
+  if (plan.role == kPolygonUsed) {
+    const IPoint* shrink = outline + plan.outline_at;
+    Split* scratch = splits + 2 * plan.outline_at;
+    clean_path(shrink, plan.shrink_points, scratch, put);
+    clean_path(shrink + plan.shrink_capacity, plan.dilate_points, scratch, put);
+  } else if (plan.role == kPolygonIgnored) {
+    for (int64_t i = 0; i < n; ++i) put(truncated_edge(clipped, n, i));
+  }
+  plan.shrink_box = clip_box(plan.shrink_box, height, width);
+  plan.dilate_box = clip_box(plan.dilate_box, height, width);
+}
+
+// The canvas value of pixel (x, y) for a polygon (clipped points xy[0..2n)).
+DBF_HOST_DEVICE float pixel_canvas(int x, int y, const double* xy, int64_t n, double d, bool exact) {
+  float best = INFINITY;
+  for (int64_t i = 0, j = n - 1; i < n; j = i++) {
+    const CanvasEdge e = canvas_edge(xy[2 * j], xy[2 * j + 1], xy[2 * i], xy[2 * i + 1]);
+    const float ux = float(x) - e.ax, uy = float(y) - e.ay;
+    const float d2 = exact ? edge_distance2_exact(ux, uy, e.ex, e.ey, e.e2inv)
+                           : edge_distance2_reference(ux, uy, e.ex, e.ey, e.e2inv);
+    best = d2 < best ? d2 : best;
+  }
+  return canvas_value(best, float(1.0 / d));
 }
 
 // Renders one image's four maps (each height x width floats) on the host.
