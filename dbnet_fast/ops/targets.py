@@ -5,22 +5,28 @@ thread per image) or, for a whole batch, in CUDA kernels.
 Semantics (the float64 oracle is :mod:`dbnet_fast.reference.targets`): pixel
 (row i, column j) is the point (x=j, y=i). Each polygon is clipped to the
 image; one with |area| < 1, a bounding box less than ``min_text_size`` high or
-wide, an ``ignore`` tag, or a shrink that covers no pixel is ignored: it is
+wide, an ``ignore`` tag, or a shrink that comes out empty is ignored: it is
 zeroed in shrink_mask and left out of the threshold map and its mask. With
-D = A (1 - shrink_ratio^2) / L (area A, perimeter L) and d a pixel's distance
-to the polygon's nearest edge:
+D = A (1 - shrink_ratio^2) / L (area A, perimeter L):
 
-- shrink_map = 1 inside the polygon where d >= D (the polygon shrunk by D;
-  every part is kept where the shrink splits, MhLiao/DB keeps only one);
-- thresh_mask = 1 inside the polygon or where d <= D (dilated by D);
+- shrink_map = 1 on the polygon shrunk by D (every part where the shrink
+  splits; MhLiao/DB keeps only one);
+- thresh_mask = 1 on the polygon dilated by D;
 - thresh_map = thresh_min + (thresh_max - thresh_min) * max over polygons of
-  (1 - min(d / D, 1)), with d from the published formula
+  (1 - min(d / D, 1)) within the dilated polygon's bounding box, d the
+  distance to the polygon's nearest edge by the published formula
   (``distance="reference"``: the nearer endpoint where the angle at the pixel
   is acute, never NaN) or the true distance (``distance="exact"``);
-- shrink_mask = 0 on ignored polygons (inside or within 1/2 pixel), else 1.
+- shrink_mask = 0 on ignored polygons, else 1.
 
-Masks are decided from the true distance in both modes, so they match
-pyclipper's offsets up to boundary pixels (pyclipper rounds to integers).
+The shrunk and dilated polygons are pyclipper's (coordinates truncated to
+integers, round joins, arc tolerance 0.25, crossings rounded as Clipper
+rounds them) and the masks are drawn as cv2.fillPoly draws them (outline
+lines and even-odd spans), so they equal the peers' masks but for a few
+boundary pixels. An offset outline of more than 8192 points (hundreds of
+sharp corners offset by hundreds of pixels) is not cleaned: its polygon is
+ignored.
+
 A polygon with no point (0 rows) or a non-finite coordinate raises ValueError;
 one with 1 or 2 points has no area and is ignored (zeroed along its segment).
 """
