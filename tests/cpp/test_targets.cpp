@@ -9,6 +9,7 @@
 
 #include "../../csrc/core/targets.h"
 #include "check.h"
+#include "test_targets_steps.h"
 
 namespace {
 
@@ -294,108 +295,24 @@ Sample random_sample(std::mt19937_64& rng, int height, int width, int count) {
   return s;
 }
 
-// The CUDA kernels' passes run on the host in sequence: plan, outlines,
-// edges, then per polygon its rows' spans from sorted crossings, its canvas
-// pixel by pixel, its lines from line_pixel. Must equal render_targets bit
-// for bit.
+// The CUDA kernels' passes, run on the host in sequence (test_targets_steps.h),
+// equal render_targets bit for bit.
 void test_kernel_steps_match_the_host() {
   std::mt19937_64 rng(11);
   for (const bool exact : {false, true}) {
     const int height = 150 + int(rng() % 60), width = 170 + int(rng() % 60);
     const Sample s = random_sample(rng, height, width, 24);
     const dbf::TargetParams params{0.4, 0.3, 0.7, 8, exact};
-    const int64_t polygons = int64_t(s.ignore.size()), n_points = s.offsets.back();
-    const int64_t plane = int64_t(height) * width;
-    std::vector<double> clipped(2 * n_points);
-    std::vector<dbf::IPoint> source(n_points);
-    std::vector<dbf::PolygonPrep> preps(polygons);
-    std::vector<dbf::PolygonPlan> plans(polygons);
-    std::vector<int64_t> room(polygons), edge_count(polygons);
-    for (int64_t p = 0; p < polygons; ++p) {
-      const int64_t at = s.offsets[p], n = s.offsets[p + 1] - at;
-      preps[p] = dbf::prepare_polygon(s.points.data() + 2 * at, n, height, width, s.ignore[p] != 0,
-                                      params, clipped.data() + 2 * at);
-      room[p] = dbf::plan_polygon(preps[p], clipped.data() + 2 * at, n, source.data() + at, plans[p]);
-    }
-    int64_t total = 0;
-    for (int64_t p = 0; p < polygons; ++p) {
-      plans[p].outline_at = total;
-      total += room[p];
-    }
-    std::vector<dbf::IPoint> outline(std::max<int64_t>(total, 1));
-    std::vector<dbf::Split> splits(2 * std::max<int64_t>(total, 1));
-    int64_t edge_total = 0;
-    for (int64_t p = 0; p < polygons; ++p) {
-      const int64_t at = s.offsets[p];
-      edge_count[p] = dbf::plan_edges(plans[p], preps[p], s.offsets[p + 1] - at, source.data() + at,
-                                      outline.data(), splits.data());
-      plans[p].segment_at = edge_total;
-      edge_total += edge_count[p];
-    }
-    std::vector<dbf::Segment> edges(std::max<int64_t>(edge_total, 1));
-    std::vector<float> maps(4 * plane, 0.f), canvas(plane, 0.f);
-    std::fill(maps.begin() + plane, maps.begin() + 2 * plane, 1.f);
-    for (int64_t p = 0; p < polygons; ++p) {
-      const int64_t at = s.offsets[p], n = s.offsets[p + 1] - at;
-      dbf::PolygonPlan& plan = plans[p];
-      dbf::plan_write_edges(plan, clipped.data() + 2 * at, n, outline.data(), splits.data(),
-                            edges.data(), height, width);
-      if (plan.role == dbf::kPolygonSkipped) continue;
-      const bool used = plan.role == dbf::kPolygonUsed;
-      float* first = used ? maps.data() : maps.data() + plane;
-      float* second = maps.data() + 3 * plane;
-      const float value = used ? 1.f : 0.f;
-      const int64_t count = plan.shrink_edges + plan.dilate_edges;
-      for (int set = 0; set < (used ? 2 : 1); ++set) {
-        const int64_t begin = plan.segment_at + (set == 0 ? 0 : plan.shrink_edges);
-        const int64_t end = begin + (set == 0 ? plan.shrink_edges : plan.dilate_edges);
-        std::vector<dbf::FillEdge> fills;
-        for (int64_t e = begin; e < end; ++e) {
-          dbf::FillEdge f;
-          if (dbf::make_fill_edge(edges[e], height, width, f)) fills.push_back(f);
-        }
-        for (int y = 0; y < height; ++y) {
-          std::vector<int64_t> xs;
-          for (const auto& f : fills) {
-            if (f.y0 <= y && y < f.y1) xs.push_back(dbf::fill_x(f, y));
-          }
-          std::sort(xs.begin(), xs.end());
-          for (size_t k = 0; k + 1 < xs.size(); k += 2) {
-            const int64_t x1 = std::max<int64_t>((xs[k] + 65535) >> 16, 0);
-            const int64_t x2 = std::min<int64_t>(xs[k + 1] >> 16, width - 1);
-            for (int64_t x = x1; x <= x2; ++x) (set == 0 ? first : second)[y * width + x] = set == 0 ? value : 1.f;
-          }
-        }
-      }
-      for (int64_t e = 0; e < count; ++e) {
-        const dbf::LineRun run = dbf::make_line(edges[plan.segment_at + e], height, width);
-        for (int64_t k = 0; k < run.count; ++k) {
-          int x, y;
-          dbf::line_pixel(run, k, x, y);
-          (e < plan.shrink_edges ? first : second)[int64_t(y) * width + x] = e < plan.shrink_edges ? value : 1.f;
-        }
-      }
-      if (!used) continue;
-      const dbf::Box& box = plan.dilate_box;
-      for (int y = box.y0; y <= box.y1; ++y) {
-        for (int x = box.x0; x <= box.x1; ++x) {
-          const float v = dbf::pixel_canvas(x, y, clipped.data() + 2 * at, n, preps[p].d, exact);
-          canvas[int64_t(y) * width + x] = std::max(canvas[int64_t(y) * width + x], v);
-        }
-      }
-    }
-    for (int64_t i = 0; i < plane; ++i) maps[2 * plane + i] = dbf::thresh_value(canvas[i], 0.3f, 0.4f);
-    std::vector<float> host(4 * plane);
-    std::vector<int64_t> offsets(s.offsets.begin(), s.offsets.end());
-    dbf::render_targets(clipped.data(), offsets.data(), preps.data(), polygons, height, width,
-                        params, host.data(), host.data() + plane, host.data() + 2 * plane,
-                        host.data() + 3 * plane);
+    std::vector<dbf::PolygonPlan> plans;
+    const auto steps = dbf_test::kernel_steps(s.points, s.offsets, s.ignore, height, width, params, &plans);
+    const auto host = dbf_test::host_render(s.points, s.offsets, s.ignore, height, width, params);
     int64_t used = 0, ignored = 0;
     for (const auto& plan : plans) (plan.role == dbf::kPolygonUsed ? used : ignored) += 1;
     DBF_CHECK(used >= 10 && ignored >= 2, "a mixed sample: %lld used, %lld ignored", (long long)used, (long long)ignored);
+    const int64_t plane = int64_t(height) * width;
     for (int map = 0; map < 4; ++map) {
       int64_t differ = 0;
-      for (int64_t i = 0; i < plane; ++i) differ += maps[map * plane + i] != host[map * plane + i];
+      for (int64_t i = 0; i < plane; ++i) differ += steps[map * plane + i] != host[map * plane + i];
       DBF_CHECK(differ == 0, "exact=%d map %d: %lld pixels differ", int(exact), map, (long long)differ);
     }
   }
