@@ -53,26 +53,32 @@ class DBTargets(NamedTuple):
     thresh_mask: torch.Tensor
 
 
-def _as_points(polygon, where: str) -> np.ndarray:
+def _as_points(polygon, image: int, index: int) -> np.ndarray:
     """The polygon as an (N, 2) float64 array (values checked later, all at once)."""
     if isinstance(polygon, torch.Tensor):
         polygon = polygon.detach().cpu().numpy()
     try:
         points = np.asarray(polygon, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"db_targets: {where} must be an (N, 2) array of numbers") from error
+        raise TypeError(f"db_targets: {_name(image, index)} must be an (N, 2) array of numbers") \
+            from error
     if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"db_targets: {where} must have shape (N, 2), got {points.shape}")
+        raise ValueError(f"db_targets: {_name(image, index)} must have shape (N, 2), "
+                         f"got {points.shape}")
     if points.shape[0] == 0:
-        raise ValueError(f"db_targets: {where} has no points")
+        raise ValueError(f"db_targets: {_name(image, index)} has no points")
     return points
+
+
+def _name(image: int, index: int) -> str:
+    return f"image {image} polygon {index}"
 
 
 def _raise_bad_value(batch, stacked: np.ndarray, offsets: np.ndarray):
     """Names the first polygon with a coordinate that is not finite or beyond 1e7 pixels."""
     row = int(np.argmax(~(np.abs(stacked) <= 1e7).all(axis=1)))
     index = int(np.searchsorted(offsets, row, side="right")) - 1
-    names = [f"image {b} polygon {i}" for b, polygons in enumerate(batch) for i in range(len(polygons))]
+    names = [_name(b, i) for b, polygons in enumerate(batch) for i in range(len(polygons))]
     if not np.isfinite(stacked[row]).all():
         raise ValueError(f"db_targets: {names[index]} has a NaN or infinite coordinate")
     raise ValueError(f"db_targets: {names[index]} has a coordinate beyond 1e7 pixels")
@@ -97,8 +103,7 @@ def _pack(batch, ignore):
         tags = [False] * len(polygons) if ignore is None or ignore[b] is None else list(ignore[b])
         if len(tags) != len(polygons):
             raise ValueError(f"db_targets: image {b}: ignore must have one flag per polygon")
-        arrays.extend(_as_points(polygon, f"image {b} polygon {i}")
-                      for i, polygon in enumerate(polygons))
+        arrays.extend(_as_points(polygon, b, i) for i, polygon in enumerate(polygons))
         flags.extend(bool(tag) for tag in tags)
         image_offsets.append(len(flags))
     polygon_offsets = np.zeros(len(arrays) + 1, np.int64)
