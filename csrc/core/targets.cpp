@@ -200,7 +200,7 @@ void render_targets(const double* xy, const int64_t* offsets, const PolygonPrep*
   fill_value(shrink_mask, pixels, 1.f);
   fill_value(thresh_map, pixels, thresh_value(0.f, low, span));
   fill_value(thresh_mask, pixels, 0.f);
-  Scratch s;
+  thread_local Scratch s;  // kept between calls: no allocations per image
   for (int64_t p = 0; p < polygons; ++p) {
     const PolygonPrep& prep = preps[p];
     const double* points = xy + 2 * offsets[p];
