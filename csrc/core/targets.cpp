@@ -135,20 +135,22 @@ DBF_FORCE_INLINE void draw_canvas_impl(const double* xy, int64_t n, double d, Bo
     const double ax = xy[2 * j], ay = xy[2 * j + 1], bx = xy[2 * i], by = xy[2 * i + 1];
     const double ex = bx - ax, ey = by - ay;
     const CanvasEdge edge = canvas_edge(ax, ay, bx, by);
-    const int y0 = std::max(box.y0, int(std::ceil(std::min(ay, by) - d)));
-    const int y1 = std::min(box.y1, int(std::floor(std::max(ay, by) + d)));
+    // (a pixel of margin: where float rounding gives a pixel just beyond D a
+    // value, the kernels, pixel by pixel, give it one too)
+    const int y0 = std::max(box.y0, int(std::ceil(std::min(ay, by) - d)) - 1);
+    const int y1 = std::min(box.y1, int(std::floor(std::max(ay, by) + d)) + 1);
     const double inv_ey = ey != 0.0 ? 1.0 / ey : 0.0;
     for (int y = y0; y <= y1; ++y) {
       // the edge's points within D of the row in y, widened by D in x
       double t0 = 0.0, t1 = 1.0;
       if (ey != 0.0) {
-        const double ta = (y - d - ay) * inv_ey, tb = (y + d - ay) * inv_ey;
+        const double ta = (y - d - 1 - ay) * inv_ey, tb = (y + d + 1 - ay) * inv_ey;
         t0 = std::max(std::min(ta, tb), 0.0);
         t1 = std::min(std::max(ta, tb), 1.0);
       }
       const double xa = ax + t0 * ex, xb = ax + t1 * ex;
-      int x0 = std::max(box.x0, int(std::ceil(std::min(xa, xb) - d)));
-      int x1 = std::min(box.x1, int(std::floor(std::max(xa, xb) + d)));
+      int x0 = std::max(box.x0, int(std::ceil(std::min(xa, xb) - d)) - 1);
+      int x1 = std::min(box.x1, int(std::floor(std::max(xa, xb) + d)) + 1);
       if (t0 > t1 || x0 > x1) continue;
       // whole vectors where the box allows: pixels beyond D change nothing
       int extra = (kVector - (x1 - x0 + 1) % kVector) % kVector;

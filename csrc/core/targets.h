@@ -102,7 +102,7 @@ DBF_HOST_DEVICE PolygonPrep prepare_polygon(const float* xy, int64_t n, int heig
   const double box = (max_x - min_x) < (max_y - min_y) ? (max_x - min_x) : (max_y - min_y);
   const bool used = !ignore_tag && area >= 1.0 && box >= p.min_text_size && perimeter > 0.0;
   prep.role = used ? kPolygonUsed : kPolygonIgnored;
-  prep.d = used ? area * (1.0 - p.shrink_ratio * p.shrink_ratio) / perimeter : 0.0;
+  prep.d = used ? area * fused_mul_add(-p.shrink_ratio, p.shrink_ratio, 1.0) / perimeter : 0.0;
   return prep;
 }
 
@@ -239,7 +239,7 @@ DBF_HOST_DEVICE IPoint next_point(const IPoint* p, int64_t m, int64_t i) {
   return p[i + 1 < m ? i + 1 : 0];
 }
 
-// Whether edge j lies on the line of edge i.
+// Whether the edge c -> d lies on the line of a -> b.
 DBF_HOST_DEVICE bool collinear(IPoint a, IPoint b, IPoint c, IPoint d) {
   return cross(b.x - a.x, b.y - a.y, d.x - c.x, d.y - c.y) == 0 &&
          cross(b.x - a.x, b.y - a.y, c.x - a.x, c.y - a.y) == 0;
