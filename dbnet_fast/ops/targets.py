@@ -159,7 +159,9 @@ def db_targets_batch(
     check_device("db_targets", "device", device)
     if device.type == "meta":
         raise ValueError("db_targets: device must be the CPU or a CUDA device")
-    packed = [t.to(device) for t in _pack(batch, ignore)]
+    packed = _pack(batch, ignore)
+    if device.type != "cpu":
+        packed = [t.to(device) for t in packed]
     maps = _C.targets(*packed, height, width, params["shrink_ratio"], params["thresh_min"],
                       params["thresh_max"], params["min_text_size"], distance == "exact")
     return DBTargets(*maps.unbind(0))
