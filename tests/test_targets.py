@@ -16,11 +16,11 @@ pytest.importorskip("cv2")
 from dbnet_fast.reference import db_targets_reference  # noqa: E402
 
 MASKS = ("shrink_map", "shrink_mask", "thresh_mask")
-# The masks come from a distance field, the reference's from pyclipper polygons
-# with vertices rounded to integers, filled by cv2.fillPoly: they differ on
-# boundary pixels, about 0.3-0.6% of a 640 x 640 image with 30 words (the
-# issue asks for 0.5%; see the closing note of issue 3).
-MASK_AGREEMENT = 0.993
+# The masks reproduce pyclipper's offset (integer coordinates, round joins,
+# Clipper's rounded intersections) and cv2.fillPoly's rasterisation; what
+# differs is a few boundary pixels where Clipper rounds otherwise (about 0.01%
+# of a 640 x 640 image). The issue asks for 99.5% on every image.
+MASK_AGREEMENT = 0.995
 
 
 def compare(polygons, size, ignore=None, device="cpu", **options):
@@ -33,18 +33,24 @@ def compare(polygons, size, ignore=None, device="cpu", **options):
     for name in MASKS:
         agree = (getattr(ours, name).cpu().numpy() == ref[name]).mean()
         assert agree >= MASK_AGREEMENT, f"{name}: {agree:.5f} of pixels agree"
-    return ours
+    return ours, ref
 
 
 @pytest.mark.parametrize("distance", ["reference", "exact"])
 @pytest.mark.parametrize("kind", [icdar_like, total_text_like], ids=["icdar", "totaltext"])
 def test_random_images_match_the_reference(distance, kind):
-    rng = np.random.default_rng(np.random.SeedSequence().entropy)
-    for _ in range(3):
+    """Fixed seeds and fresh ones; dense images too. Every image meets the
+    issue's 99.5%, and all together are nearly exact."""
+    seeds = list(range(6)) + [int(s) for s in np.random.SeedSequence().generate_state(4)]
+    agree = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
         size = (int(rng.integers(560, 720)), int(rng.integers(560, 720)))
-        polygons = kind(rng, size)
+        polygons = kind(rng, size, int(rng.integers(10, 60)))
         ignore = list(rng.random(len(polygons)) < 0.1)
-        compare(polygons, size, ignore, distance=distance)
+        ours, ref = compare(polygons, size, ignore, distance=distance)
+        agree.append(min((getattr(ours, name).numpy() == ref[name]).mean() for name in MASKS))
+    assert np.mean(agree) >= 0.999, f"mean agreement {np.mean(agree):.5f} (seeds {seeds})"
 
 
 @pytest.mark.parametrize(
@@ -59,9 +65,12 @@ def test_random_images_match_the_reference(distance, kind):
         [[(500, 500), (600, 500), (600, 560), (500, 560)]],              # entirely outside
         [[(-50, -50), (300, -50), (300, 300), (-50, 300)]],              # covers the image
         [[(30, 30), (40, 30)], [(5, 5)]],                                # fewer than 3 points
+        [[(70, 10), (140, 30), (95, 45), (130, 70), (60, 60)]],          # clipped: folds on the border
+        [[(10, 10), (90, 10), (90, 70), (70, 70), (70, 30), (30, 30), (30, 70), (10, 70)]],  # U
+        [[(0, 0), (99, 79), (0, 79), (99, 0)], [(40, 20), (60, 20), (60, 60), (40, 60)]],  # overlaps
     ],
     ids=["empty", "repeated", "collinear", "self-touching", "bow-tie", "1px", "outside",
-         "covering", "degenerate"],
+         "covering", "degenerate", "border-fold", "U", "crossing"],
 )
 @pytest.mark.parametrize("distance", ["reference", "exact"])
 def test_edge_cases(polygons, distance):
@@ -71,8 +80,8 @@ def test_edge_cases(polygons, distance):
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (4000, 4000)])
 def test_canvas_sizes(size):
     rng = np.random.default_rng(1)
-    maps = compare(icdar_like(rng, size, 5) if size[0] > 100 else [[(0, 0), (1, 0), (1, 1)]],
-                   size)
+    maps, _ = compare(icdar_like(rng, size, 5) if size[0] > 100 else [[(0, 0), (1, 0), (1, 1)]],
+                      size)
     assert maps.thresh_map.shape == size
 
 

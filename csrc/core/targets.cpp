@@ -1,9 +1,11 @@
-// Host rasteriser of the label maps: polygons row by row, each row's
-// distances edge by edge over only the pixels an edge can reach (so the inner
-// loops vectorise), inside-ness from the row's edge crossings.
+// Host renderer of the label maps: per polygon, the offset polygons of
+// pyclipper cleaned as Clipper cleans them and filled as cv2.fillPoly fills
+// them (lines, then spans row by row from an active edge list), and the
+// threshold canvas edge by edge over the pixels within D of the edge.
 #include "targets.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "clones.h"
@@ -11,149 +13,182 @@
 namespace dbf {
 namespace {
 
-// One row of one polygon over pixels [x0, x1]: the squared mask and canvas
-// distances (infinite beyond reach) and the even-odd inside flag.
-struct RowScratch {
-  std::vector<float> mask2;
-  std::vector<double> canvas2, crossings;
-  std::vector<uint8_t> inside;
+struct Scratch {
+  std::vector<IPoint> source, outline;
+  std::vector<Split> splits;
+  std::vector<Segment> shrunk, dilated, edges;
+  std::vector<FillEdge> fill;
+  std::vector<int32_t> active;
+  std::vector<int64_t> xs;
 };
 
-// out[k] = min(out[k], distance2(x + k, y)) for k < count.
-template <bool kExact, class T>
-DBF_FORCE_INLINE void min_distance2(T* DBF_RESTRICT out, int count, T x, T y, const EdgeT<T>& edge) {
-  for (int k = 0; k < count; ++k) {
-    const T px = x + T(k);
-    T d;
-    if constexpr (kExact) {
-      d = edge_distance2_exact(px, y, edge);
-    } else {
-      d = edge_distance2_reference(px, y, edge);
-    }
-    out[k] = d < out[k] ? d : out[k];
-  }
+// The cleaned offset polygon of src by delta into `out`. Returns twice its
+// area (0: empty, or its outline too long to clean).
+DBF_CPU_CLONES int64_t offset_polygon(const std::vector<IPoint>& src, int64_t m, double delta,
+                                      Scratch& s, std::vector<Segment>& out) {
+  out.clear();
+  s.outline.resize(offset_capacity(m, delta));
+  const int64_t count = offset_path(src.data(), m, delta, s.outline.data());
+  if (count > kMaxOutline) return 0;
+  s.splits.resize(2 * count);
+  return clean_path(s.outline.data(), count, s.splits.data(),
+                    [&](const Segment& e) { out.push_back(e); });
 }
 
-// The row's squared mask distances over the pixels within mask_reach of an
-// edge and, where canvas_reach > 0, the canvas distances within canvas_reach
-// (the canvas is 0 beyond D); both infinite elsewhere.
-DBF_CPU_CLONES void row_distances(double y, int x0, int x1, const double* xy, int64_t n,
-                                  double mask_reach, double canvas_reach, bool exact,
-                                  float* mask2, double* canvas2) {
-  const int count = x1 - x0 + 1;
-  std::fill(mask2, mask2 + count, INFINITY);
-  if (canvas_reach > 0) std::fill(canvas2, canvas2 + count, INFINITY);
-  for (int64_t i = 0, j = n - 1; i < n; j = i++) {
-    const double ax = xy[2 * j], ay = xy[2 * j + 1], bx = xy[2 * i], by = xy[2 * i + 1];
-    const double lo_x = std::min(ax, bx), hi_x = std::max(ax, bx);
-    const double lo_y = std::min(ay, by), hi_y = std::max(ay, by);
-    // the floored edge lies up to 1 pixel left of and above the edge
-    if (y >= lo_y - mask_reach - 1.0 && y <= hi_y + mask_reach) {
-      const int from = std::max(x0, int(std::ceil(lo_x - mask_reach - 1.0)));
-      const int to = std::min(x1, int(std::floor(hi_x + mask_reach)));
-      const auto floored = make_edge<float>(std::floor(ax), std::floor(ay), std::floor(bx), std::floor(by));
-      if (from <= to) min_distance2<true>(mask2 + (from - x0), to - from + 1, float(from), float(y), floored);
-    }
-    if (canvas_reach > 0 && y >= lo_y - canvas_reach && y <= hi_y + canvas_reach) {
-      const int from = std::max(x0, int(std::ceil(lo_x - canvas_reach)));
-      const int to = std::min(x1, int(std::floor(hi_x + canvas_reach)));
-      const Edge edge = make_edge(ax, ay, bx, by);
-      if (from > to) continue;
-      if (exact) {
-        min_distance2<true>(canvas2 + (from - x0), to - from + 1, double(from), y, edge);
-      } else {
-        min_distance2<false>(canvas2 + (from - x0), to - from + 1, double(from), y, edge);
+void draw_line(const LineRun& r, float value, float* plane, int width) {
+  // Bresenham's error term instead of line_pixel's division: q = 2 major m -
+  // (2 minor k - major) stays in [0, 2 major).
+  int64_t q = r.major, m = 0;
+  if (r.steep) {  // a pixel per row
+    for (int64_t k = 0; k < r.count; ++k) {
+      plane[(r.y + r.sy * k) * width + r.x + m] = value;
+      q -= 2 * int64_t(r.minor);
+      if (q < 0) {
+        ++m;
+        q += 2 * int64_t(r.major);
       }
     }
+    return;
   }
-}
-
-// inside[x - x0] for x in [x0, x1] by the rule of point_inside.
-void row_inside(double y, int x0, int x1, const double* xy, int64_t n, RowScratch& s) {
-  s.crossings.clear();
-  for (int64_t i = 0, j = n - 1; i < n; j = i++) {
-    const double xi = std::floor(xy[2 * i]), yi = std::floor(xy[2 * i + 1]);
-    const double xj = std::floor(xy[2 * j]), yj = std::floor(xy[2 * j + 1]);
-    if ((yi > y) != (yj > y)) s.crossings.push_back(xi + (y - yi) * (xj - xi) / (yj - yi));
-  }
-  std::sort(s.crossings.begin(), s.crossings.end());
-  std::fill(s.inside.begin(), s.inside.begin() + (x1 - x0 + 1), uint8_t(0));
-  // x is inside when an odd number of crossings lie to its right (x < c)
-  for (size_t k = 0; k + 1 < s.crossings.size(); k += 2) {
-    const int from = std::max(x0, int(std::ceil(s.crossings[k])));
-    const int to = std::min(x1, int(std::ceil(s.crossings[k + 1])) - 1);
-    for (int x = from; x <= to; ++x) s.inside[x - x0] = 1;
-  }
-}
-
-// Fills the scratch row for row y of the polygon's box: mask distances within
-// mask_reach, canvas distances within canvas_reach (none if 0), inside flags.
-void prepare_row(int y, const PolygonPrep& prep, const double* xy, int64_t n, double mask_reach,
-                 double canvas_reach, bool exact, RowScratch& s) {
-  const int count = prep.x1 - prep.x0 + 1;
-  if (int(s.mask2.size()) < count) {
-    s.mask2.resize(count);
-    s.canvas2.resize(count);
-    s.inside.resize(count);
-  }
-  row_distances(double(y), prep.x0, prep.x1, xy, n, mask_reach, canvas_reach, exact,
-                s.mask2.data(), s.canvas2.data());
-  row_inside(double(y), prep.x0, prep.x1, xy, n, s);
-}
-
-// Whether the shrink covers some pixel; rows from the middle out, as the
-// shrink usually lies there.
-DBF_CPU_CLONES bool has_shrink(const PolygonPrep& prep, const double* xy, int64_t n, RowScratch& s) {
-  const int rows = prep.y1 - prep.y0 + 1, middle = prep.y0 + rows / 2;
-  for (int k = 0; k < rows; ++k) {
-    const int y = middle + ((k & 1) ? -(k + 1) / 2 : k / 2);
-    prepare_row(y, prep, xy, n, prep.d, 0.0, true, s);
-    for (int x = 0; x <= prep.x1 - prep.x0; ++x) {
-      if (s.inside[x] && s.mask2[x] >= shrink_threshold2(prep.d)) return true;
+  for (int64_t k = 0, start = 0; k < r.count; ++k) {  // runs of pixels along a row
+    q -= 2 * int64_t(r.minor);
+    const bool step = q < 0;
+    if (step || k + 1 == r.count) {
+      float* row = plane + (r.y + r.sy * m) * width + r.x;
+      std::fill(row + start, row + k + 1, value);
+      start = k + 1;
     }
-  }
-  return false;
-}
-
-DBF_CPU_CLONES void zero_in_mask(const PolygonPrep& prep, const double* xy, int64_t n, int width, float* mask,
-                  RowScratch& s) {
-  for (int y = prep.y0; y <= prep.y1; ++y) {
-    prepare_row(y, prep, xy, n, kFillMargin, 0.0, true, s);
-    float* row = mask + int64_t(y) * width + prep.x0;
-    for (int x = 0; x <= prep.x1 - prep.x0; ++x) {
-      if (s.inside[x] || s.mask2[x] <= float(kFillMargin * kFillMargin)) row[x] = 0.f;
+    if (step) {
+      ++m;
+      q += 2 * int64_t(r.major);
     }
   }
 }
 
-// One row of a used polygon into the maps (pointers at the row's first pixel).
-DBF_FORCE_INLINE void draw_row(int count, const uint8_t* DBF_RESTRICT inside,
-                               const float* DBF_RESTRICT mask2, const double* DBF_RESTRICT canvas2,
-                               double d, float* DBF_RESTRICT shrink_map,
-                               float* DBF_RESTRICT canvas, float* DBF_RESTRICT thresh_mask) {
-  const float shrink2 = shrink_threshold2(d), dilate2 = dilate_threshold2(d);
+// cv2.fillPoly(plane, polygon, value) for the polygon given by its edges.
+DBF_CPU_CLONES void fill_poly(const Segment* edges, size_t count, int height, int width,
+                              float value, float* plane, Scratch& s) {
+  s.fill.clear();
+  for (size_t i = 0; i < count; ++i) {
+    draw_line(make_line(edges[i], height, width), value, plane, width);
+    FillEdge e;
+    if (make_fill_edge(edges[i], height, width, e)) s.fill.push_back(e);
+  }
+  if (s.fill.size() < 2) return;
+  std::sort(s.fill.begin(), s.fill.end(),
+            [](const FillEdge& a, const FillEdge& b) { return a.y0 < b.y0; });
+  int32_t y_end = 0;
+  for (const FillEdge& e : s.fill) y_end = std::max(y_end, e.y1);
+  y_end = std::min(y_end, height);
+  s.active.clear();
+  size_t next = 0;
+  for (int y = std::max(s.fill[0].y0, 0); y < y_end; ++y) {
+    while (next < s.fill.size() && s.fill[next].y0 <= y) s.active.push_back(int32_t(next++));
+    s.xs.clear();
+    size_t kept = 0;
+    for (const int32_t a : s.active) {
+      if (s.fill[a].y1 <= y) continue;
+      s.active[kept++] = a;
+      const int64_t x = fill_x(s.fill[a], y);
+      size_t k = s.xs.size();  // insertion: few edges cross a row
+      s.xs.push_back(x);
+      for (; k > 0 && s.xs[k - 1] > x; --k) s.xs[k] = s.xs[k - 1];
+      s.xs[k] = x;
+    }
+    s.active.resize(kept);
+    float* row = plane + int64_t(y) * width;
+    for (size_t k = 0; k + 1 < s.xs.size(); k += 2) {
+      const int64_t x1 = std::max<int64_t>((s.xs[k] + 65535) >> 16, 0);
+      const int64_t x2 = std::min<int64_t>(s.xs[k + 1] >> 16, width - 1);
+      if (x1 <= x2) std::fill(row + x1, row + x2 + 1, value);
+    }
+  }
+}
+
+// Rows of the canvas are widened to whole vectors of this many floats (the
+// compilers' vector epilogues are 8 wide; scalar tails cost more than pixels).
+constexpr int kVector = 8;
+
+// One row of one edge into the threshold map: out[k] = best(out[k], value of
+// pixel (x0 + k, y)).
+template <bool kExact, bool kMax>
+DBF_FORCE_INLINE void canvas_row(float* DBF_RESTRICT out, int count, int x0, int y,
+                                 const CanvasEdge& e, float inv_d, float low, float span) {
+  const float uy = float(y) - e.ay;
   for (int k = 0; k < count; ++k) {
-    const bool in = inside[k] != 0;
-    shrink_map[k] = (in & (mask2[k] >= shrink2)) ? 1.f : shrink_map[k];
-    thresh_mask[k] = (in | (mask2[k] <= dilate2)) ? 1.f : thresh_mask[k];
-    const float value = canvas_value(canvas2[k], d);
-    canvas[k] = value > canvas[k] ? value : canvas[k];
+    const float ux = float(x0 + k) - e.ax;
+    const float d2 = kExact ? edge_distance2_exact(ux, uy, e.ex, e.ey, e.e2inv)
+                            : edge_distance2_reference(ux, uy, e.ex, e.ey, e.e2inv);
+    const float t = thresh_value(canvas_value(d2, inv_d), low, span);
+    out[k] = kMax ? (t > out[k] ? t : out[k]) : (t < out[k] ? t : out[k]);
   }
 }
 
-DBF_CPU_CLONES void draw_polygon(const PolygonPrep& prep, const double* xy, int64_t n, int width,
-                                 bool exact, float* shrink_map, float* canvas, float* thresh_mask,
-                                 RowScratch& s) {
-  for (int y = prep.y0; y <= prep.y1; ++y) {
-    prepare_row(y, prep, xy, n, prep.d + kFillMargin, prep.d, exact, s);
-    const int64_t at = int64_t(y) * width + prep.x0;
-    draw_row(prep.x1 - prep.x0 + 1, s.inside.data(), s.mask2.data(), s.canvas2.data(), prep.d,
-             shrink_map + at, canvas + at, thresh_mask + at);
+// The polygon's part of the threshold map within `box`: per edge, per row,
+// the pixels whose distance to the edge can be below D (beyond, the value is
+// 0 and changes nothing).
+template <bool kExact, bool kMax>
+DBF_FORCE_INLINE void draw_canvas_impl(const double* xy, int64_t n, double d, Box box, float low,
+                                       float span, float* thresh, int width) {
+  const float inv_d = float(1.0 / d);
+  for (int64_t i = 0, j = n - 1; i < n; j = i++) {
+    const double ax = xy[2 * j], ay = xy[2 * j + 1], bx = xy[2 * i], by = xy[2 * i + 1];
+    const double ex = bx - ax, ey = by - ay;
+    const CanvasEdge edge = canvas_edge(ax, ay, bx, by);
+    // (a pixel of margin: where float rounding gives a pixel just beyond D a
+    // value, the kernels, pixel by pixel, give it one too)
+    const int y0 = std::max(box.y0, int(std::ceil(std::min(ay, by) - d)) - 1);
+    const int y1 = std::min(box.y1, int(std::floor(std::max(ay, by) + d)) + 1);
+    const double inv_ey = ey != 0.0 ? 1.0 / ey : 0.0;
+    for (int y = y0; y <= y1; ++y) {
+      // the edge's points within D of the row in y, widened by D in x
+      double t0 = 0.0, t1 = 1.0;
+      if (ey != 0.0) {
+        const double ta = (y - d - 1 - ay) * inv_ey, tb = (y + d + 1 - ay) * inv_ey;
+        t0 = std::max(std::min(ta, tb), 0.0);
+        t1 = std::min(std::max(ta, tb), 1.0);
+      }
+      const double xa = ax + t0 * ex, xb = ax + t1 * ex;
+      int x0 = std::max(box.x0, int(std::ceil(std::min(xa, xb) - d)) - 1);
+      int x1 = std::min(box.x1, int(std::floor(std::max(xa, xb) + d)) + 1);
+      if (t0 > t1 || x0 > x1) continue;
+      // whole vectors where the box allows: pixels beyond D change nothing
+      int extra = (kVector - (x1 - x0 + 1) % kVector) % kVector;
+      const int right = std::min(extra, box.x1 - x1);
+      x1 += right;
+      extra -= right;
+      x0 -= std::min(extra, x0 - box.x0);
+      canvas_row<kExact, kMax>(thresh + int64_t(y) * width + x0, x1 - x0 + 1, x0, y, edge, inv_d,
+                               low, span);
+    }
   }
 }
 
-DBF_CPU_CLONES void rescale(float* values, int64_t n, float low, float span) {
-  for (int64_t i = 0; i < n; ++i) values[i] = values[i] * span + low;
+DBF_CPU_CLONES void draw_canvas(const double* xy, int64_t n, double d, Box box, bool exact,
+                                float low, float span, float* thresh, int width) {
+  // the map holds low + span v: with span < 0 the largest v is the smallest value
+  if (exact && span >= 0) draw_canvas_impl<true, true>(xy, n, d, box, low, span, thresh, width);
+  if (exact && span < 0) draw_canvas_impl<true, false>(xy, n, d, box, low, span, thresh, width);
+  if (!exact && span >= 0) draw_canvas_impl<false, true>(xy, n, d, box, low, span, thresh, width);
+  if (!exact && span < 0) draw_canvas_impl<false, false>(xy, n, d, box, low, span, thresh, width);
+}
+
+DBF_CPU_CLONES void fill_value(float* values, int64_t n, float value) {
+  if (value == 0.f) {
+    std::memset(values, 0, n * sizeof(float));  // libc's fastest stores
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) values[i] = value;
+}
+
+// The bounding box of the polygon's vertices within the image.
+Box segment_box(const std::vector<Segment>& edges, int height, int width) {
+  Box box{width, height, -1, -1};
+  for (const Segment& e : edges) {
+    grow_box(box, e.a);
+    grow_box(box, e.b);
+  }
+  return clip_box(box, height, width);
 }
 
 }  // namespace
@@ -162,27 +197,34 @@ void render_targets(const double* xy, const int64_t* offsets, const PolygonPrep*
                     int64_t polygons, int height, int width, const TargetParams& params,
                     float* shrink_map, float* shrink_mask, float* thresh_map, float* thresh_mask) {
   const int64_t pixels = int64_t(height) * width;
-  std::fill(shrink_map, shrink_map + pixels, 0.f);
-  std::fill(shrink_mask, shrink_mask + pixels, 1.f);
-  std::fill(thresh_map, thresh_map + pixels, 0.f);  // the canvas until the end
-  std::fill(thresh_mask, thresh_mask + pixels, 0.f);
-  RowScratch scratch;
+  const float low = float(params.thresh_min), span = float(params.thresh_max - params.thresh_min);
+  fill_value(shrink_map, pixels, 0.f);
+  fill_value(shrink_mask, pixels, 1.f);
+  fill_value(thresh_map, pixels, thresh_value(0.f, low, span));
+  fill_value(thresh_mask, pixels, 0.f);
+  thread_local Scratch s;  // kept between calls: no allocations per image
   for (int64_t p = 0; p < polygons; ++p) {
-    PolygonPrep prep = preps[p];
+    const PolygonPrep& prep = preps[p];
     const double* points = xy + 2 * offsets[p];
     const int64_t n = offsets[p + 1] - offsets[p];
-    if (prep.role == kPolygonSkipped || prep.x0 > prep.x1 || prep.y0 > prep.y1) continue;
-    if (prep.role == kPolygonUsed && !has_shrink(prep, points, n, scratch)) {
-      prep.role = kPolygonIgnored;
+    if (prep.role == kPolygonSkipped) continue;
+    if (prep.role == kPolygonUsed) {
+      s.source.resize(n);
+      const int64_t m = clipper_source(points, n, s.source.data());
+      if (m >= 3 && offset_polygon(s.source, m, -prep.d, s, s.shrunk) != 0 &&
+          offset_polygon(s.source, m, prep.d, s, s.dilated) != 0) {
+        fill_poly(s.shrunk.data(), s.shrunk.size(), height, width, 1.f, shrink_map, s);
+        fill_poly(s.dilated.data(), s.dilated.size(), height, width, 1.f, thresh_mask, s);
+        draw_canvas(points, n, prep.d, segment_box(s.dilated, height, width), params.exact, low,
+                    span, thresh_map, width);
+        continue;
+      }
     }
-    if (prep.role == kPolygonIgnored) {
-      zero_in_mask(prep, points, n, width, shrink_mask, scratch);
-    } else {
-      draw_polygon(prep, points, n, width, params.exact, shrink_map, thresh_map, thresh_mask,
-                   scratch);
-    }
+    // ignored: the polygon as given (truncated) filled with 0 in shrink_mask
+    s.edges.resize(n);
+    for (int64_t i = 0; i < n; ++i) s.edges[i] = truncated_edge(points, n, i);
+    fill_poly(s.edges.data(), s.edges.size(), height, width, 0.f, shrink_mask, s);
   }
-  rescale(thresh_map, pixels, float(params.thresh_min), float(params.thresh_max - params.thresh_min));
 }
 
 }  // namespace dbf

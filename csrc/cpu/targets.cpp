@@ -3,12 +3,38 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 
+#include <atomic>
+#include <cstdint>
 #include <vector>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #include "../core/targets.h"
 #include "../entry_points.h"
 
 namespace dbf {
+namespace {
+
+// Fresh output memory costs a page fault per 4 KiB page (more time than the
+// rendering for a batch); on Linux ask for 2 MiB pages where it is aligned.
+// Only for blocks that malloc maps on their own (at least 32 MiB on glibc):
+// marking parts of its heap would split it.
+void prefer_huge_pages(void* data, size_t bytes) {
+#ifdef __linux__
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (bytes < (size_t(32) << 20)) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
+
+}  // namespace
 
 at::Tensor targets_cpu(const at::Tensor& points, const at::Tensor& polygon_offsets,
                        const at::Tensor& image_offsets, const at::Tensor& ignore, int64_t height,
@@ -29,10 +55,13 @@ at::Tensor targets_cpu(const at::Tensor& points, const at::Tensor& polygon_offse
   }
   at::Tensor maps = at::empty({4, batch, height, width}, xy.options());
   float* out = maps.mutable_data_ptr<float>();
+  prefer_huge_pages(out, size_t(maps.numel()) * sizeof(float));
   const int64_t plane = height * width, stride = batch * plane;
   const int64_t* first = images.const_data_ptr<int64_t>();
-  at::parallel_for(0, batch, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
+  // images are taken one at a time by whichever thread is free: their costs differ
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, batch, 1, [&](int64_t, int64_t) {
+    for (int64_t b = next++; b < batch; b = next++) {
       float* image = out + b * plane;
       render_targets(clipped.data(), off + first[b], preps.data() + first[b],
                      first[b + 1] - first[b], int(height), int(width), params, image,

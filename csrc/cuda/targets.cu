@@ -1,11 +1,14 @@
-// CUDA kernels of label generation for a batch: polygons packed as CSR are
-// prepared one thread each, then every polygon is drawn by a row of blocks
-// over its pixel box with the geometry of csrc/core/targets.h. Writes of 0/1
-// are idempotent; the threshold canvas takes the maximum with atomicMax on the
-// float bits (non-negative floats order as integers).
+// CUDA kernels of label generation for a batch, with the geometry of
+// csrc/core/targets.h: polygons packed as CSR are planned one thread each
+// (clipping, pyclipper's offset outlines, Clipper's cleanup into edges, in
+// three passes that size the buffers in between), then every polygon is drawn
+// by a row of blocks: per image row its fill spans (cv2.fillPoly's sorted
+// crossings) and its threshold canvas, then its edges' lines. Writes of 0/1
+// are idempotent; the canvas takes the maximum with atomicMax on the float
+// bits (non-negative floats order as integers).
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/cumsum.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -19,40 +22,53 @@ namespace dbf {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kRowBlocks = 16;  // blocks sharing one polygon's rows
+constexpr int kRowBlocks = 16;       // blocks sharing one polygon's rows
+constexpr int kRowCrossings = 256;   // crossings of one row kept in shared memory
 
-__global__ void prepare_kernel(const float* points, const int64_t* offsets, const bool* ignore,
-                               int64_t polygons, int height, int width, TargetParams params,
-                               double* clipped, PolygonPrep* preps) {
+// Pass 1: clip, role, D, Clipper's source polygon, room for the outlines.
+__global__ void plan_kernel(const float* points, const int64_t* offsets, const bool* ignore,
+                            int64_t polygons, int height, int width, TargetParams params,
+                            double* clipped, IPoint* source, PolygonPrep* preps,
+                            PolygonPlan* plans, int64_t* room) {
   for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < polygons;
        p += int64_t(gridDim.x) * blockDim.x) {
-    preps[p] = prepare_polygon(points + 2 * offsets[p], offsets[p + 1] - offsets[p], height,
-                               width, ignore[p], params, clipped + 2 * offsets[p]);
+    const int64_t at = offsets[p], n = offsets[p + 1] - at;
+    preps[p] = prepare_polygon(points + 2 * at, n, height, width, ignore[p], params, clipped + 2 * at);
+    room[p] = plan_polygon(preps[p], clipped + 2 * at, n, source + at, plans[p]);
   }
 }
 
-// Visits the pixels of polygon blockIdx.x's box, rows split over blockIdx.y.
-template <class Visit>
-__device__ void for_each_pixel(const PolygonPrep& prep, const Visit& visit) {
-  const int columns = prep.x1 - prep.x0 + 1;
-  for (int y = prep.y0 + int(blockIdx.y); y <= prep.y1; y += gridDim.y) {
-    for (int x = prep.x0 + int(threadIdx.x); x < prep.x0 + columns; x += blockDim.x) visit(x, y);
+// Pass 2: the outlines, and the count of edges each polygon draws.
+__global__ void outline_kernel(const int64_t* offsets, int64_t polygons, const PolygonPrep* preps,
+                               const IPoint* source, const int64_t* room_end, PolygonPlan* plans,
+                               IPoint* outline, Split* splits, int64_t* edges) {
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < polygons;
+       p += int64_t(gridDim.x) * blockDim.x) {
+    PolygonPlan plan = plans[p];
+    plan.outline_at = room_end[p] - plan.shrink_capacity - plan.dilate_capacity;
+    const int64_t at = offsets[p];
+    edges[p] = plan_edges(plan, preps[p], offsets[p + 1] - at, source + at, outline, splits);
+    plans[p] = plan;
   }
 }
 
-__global__ void probe_shrink_kernel(const double* clipped, const int64_t* offsets,
-                                    const PolygonPrep* preps, int* has_shrink) {
-  const int64_t p = blockIdx.x;
-  const PolygonPrep prep = preps[p];
-  if (prep.role != kPolygonUsed) return;
-  const double* xy = clipped + 2 * offsets[p];
-  const int64_t n = offsets[p + 1] - offsets[p];
-  for_each_pixel(prep, [&](int x, int y) {
-    float mask2;
-    double canvas2;
-    polygon_distances2(x, y, xy, n, prep.d, true, mask2, canvas2);
-    if (mask2 >= shrink_threshold2(prep.d) && point_inside(x, y, xy, n)) has_shrink[p] = 1;
-  });
+// Pass 3: the edges, their fill edges and boxes.
+__global__ void edge_kernel(const int64_t* offsets, int64_t polygons, const double* clipped,
+                            const IPoint* outline, Split* splits, const int64_t* edges_end,
+                            PolygonPlan* plans, Segment* edges, FillEdge* fills, int height,
+                            int width) {
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < polygons;
+       p += int64_t(gridDim.x) * blockDim.x) {
+    PolygonPlan plan = plans[p];
+    const int64_t count = plan.shrink_edges + plan.dilate_edges;
+    plan.segment_at = edges_end[p] - count;
+    const int64_t at = offsets[p];
+    plan_write_edges(plan, clipped + 2 * at, offsets[p + 1] - at, outline, splits, edges, height, width);
+    for (int64_t k = plan.segment_at; k < plan.segment_at + count; ++k) {
+      if (!make_fill_edge(edges[k], height, width, fills[k])) fills[k] = {0, 0, 0, 0};  // never active
+    }
+    plans[p] = plan;
+  }
 }
 
 __global__ void init_kernel(float* maps, int64_t plane_batch) {
@@ -62,50 +78,133 @@ __global__ void init_kernel(float* maps, int64_t plane_batch) {
   }
 }
 
+// Fills row y of one edge set's spans with `value`: the row's crossings
+// gathered and sorted in shared memory, or, when there are too many, each
+// pixel of the row decided on its own.
+__device__ void fill_row(const FillEdge* fills, int64_t count, int y, int width, float value,
+                         float* row, int64_t* xs, int* crossings) {
+  if (threadIdx.x == 0) *crossings = 0;
+  __syncthreads();
+  for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
+    if (fills[e].y0 <= y && y < fills[e].y1) {
+      const int k = atomicAdd(crossings, 1);
+      if (k < kRowCrossings) xs[k] = fill_x(fills[e], y);
+    }
+  }
+  __syncthreads();
+  const int total = *crossings;
+  if (total <= kRowCrossings) {
+    if (threadIdx.x == 0) {  // few crossings: insertion sort
+      for (int i = 1; i < total; ++i) {
+        const int64_t v = xs[i];
+        int k = i;
+        for (; k > 0 && xs[k - 1] > v; --k) xs[k] = xs[k - 1];
+        xs[k] = v;
+      }
+    }
+    __syncthreads();
+    for (int k = 0; k + 1 < total; k += 2) {
+      const int64_t low = (xs[k] + 65535) >> 16, high = xs[k + 1] >> 16;
+      const int64_t x1 = low > 0 ? low : 0, x2 = high < width - 1 ? high : width - 1;
+      for (int64_t x = x1 + threadIdx.x; x <= x2; x += blockDim.x) row[x] = value;
+    }
+  } else {
+    for (int x = threadIdx.x; x < width; x += blockDim.x) {
+      const int64_t at = int64_t(x) * 65536;
+      int64_t below = 0, equal = 0, active = 0;
+      for (int64_t e = 0; e < count; ++e) {
+        if (fills[e].y0 > y || y >= fills[e].y1) continue;
+        const int64_t v = fill_x(fills[e], y);
+        ++active;
+        below += v < at;
+        equal += v == at;
+      }
+      if (even_odd_covers(below, equal, active)) row[x] = value;
+    }
+  }
+  __syncthreads();
+}
+
+// Draws polygon blockIdx.x, its rows split over blockIdx.y.
 __global__ void draw_kernel(const double* clipped, const int64_t* offsets, const PolygonPrep* preps,
-                            const int* has_shrink, const int64_t* image_offsets, int64_t batch,
-                            int height, int width, bool exact, float* maps) {
+                            const PolygonPlan* plans, const Segment* edges, const FillEdge* fills,
+                            const int64_t* image_offsets, int64_t batch, int height, int width,
+                            bool exact, float* maps) {
+  __shared__ int64_t xs[kRowCrossings];
+  __shared__ int crossings;
   const int64_t p = blockIdx.x;
-  PolygonPrep prep = preps[p];
-  if (prep.role == kPolygonSkipped) return;
-  if (prep.role == kPolygonUsed && !has_shrink[p]) prep.role = kPolygonIgnored;
+  const PolygonPlan plan = plans[p];
+  if (plan.role == kPolygonSkipped) return;
   int64_t image = 0;  // the image whose polygon range holds p
   while (image + 1 < batch && image_offsets[image + 1] <= p) ++image;
   const int64_t plane = int64_t(height) * width, stride = batch * plane;
   float* shrink_map = maps + image * plane;
-  float* shrink_mask = shrink_map + stride;
+  const bool used = plan.role == kPolygonUsed;
+  // used: its shrink into shrink_map and its dilation into thresh_mask;
+  // ignored: its own edges, 0 into shrink_mask
+  float* first = used ? shrink_map : shrink_map + stride;
+  float* second = shrink_map + 3 * stride;
   float* canvas = shrink_map + 2 * stride;
-  float* thresh_mask = shrink_map + 3 * stride;
+  const float value = used ? 1.f : 0.f;
+  const FillEdge* first_fills = fills + plan.segment_at;
+  const FillEdge* second_fills = first_fills + plan.shrink_edges;
+  int y0 = plan.shrink_box.y0, y1 = plan.shrink_box.y1;
+  if (used) {
+    y0 = min(y0, plan.dilate_box.y0);
+    y1 = max(y1, plan.dilate_box.y1);
+  }
   const double* xy = clipped + 2 * offsets[p];
   const int64_t n = offsets[p + 1] - offsets[p];
-  const bool ignored = prep.role == kPolygonIgnored;
-  const double reach = (ignored ? 0.0 : prep.d) + kFillMargin;
-  for_each_pixel(prep, [&](int x, int y) {
-    float mask2;
-    double canvas2;
-    polygon_distances2(x, y, xy, n, reach, exact || ignored, mask2, canvas2);
-    const bool inside = point_inside(x, y, xy, n);
-    const int64_t at = int64_t(y) * width + x;
-    if (ignored) {
-      if (inside || mask2 <= float(kFillMargin * kFillMargin)) shrink_mask[at] = 0.f;
-      return;
+  const double d = preps[p].d;
+  for (int y = y0 + int(blockIdx.y); y <= y1; y += gridDim.y) {
+    fill_row(first_fills, plan.shrink_edges, y, width, value, first + int64_t(y) * width, xs, &crossings);
+    if (!used) continue;
+    fill_row(second_fills, plan.dilate_edges, y, width, 1.f, second + int64_t(y) * width, xs, &crossings);
+    const Box& box = plan.dilate_box;
+    if (y < box.y0 || y > box.y1) continue;
+    for (int x = box.x0 + int(threadIdx.x); x <= box.x1; x += blockDim.x) {
+      const float v = pixel_canvas(x, y, xy, n, d, exact);
+      if (v > 0.f) atomicMax(reinterpret_cast<int*>(canvas + int64_t(y) * width + x), __float_as_int(v));
     }
-    if (inside && mask2 >= shrink_threshold2(prep.d)) shrink_map[at] = 1.f;
-    if (inside || mask2 <= dilate_threshold2(prep.d)) thresh_mask[at] = 1.f;
-    const float value = canvas_value(canvas2, prep.d);
-    if (value > 0.f) atomicMax(reinterpret_cast<int*>(canvas + at), __float_as_int(value));
-  });
+  }
+  // the edges' 8-connected lines
+  const int64_t count = plan.shrink_edges + plan.dilate_edges;
+  for (int64_t e = blockIdx.y; e < count; e += gridDim.y) {
+    const LineRun run = make_line(edges[plan.segment_at + e], height, width);
+    float* target = e < plan.shrink_edges ? first : second;
+    for (int64_t k = threadIdx.x; k < run.count; k += blockDim.x) {
+      int x, y;
+      line_pixel(run, k, x, y);
+      target[int64_t(y) * width + x] = value;
+    }
+  }
 }
 
 __global__ void finish_kernel(float* canvas, int64_t count, float low, float span) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x) {
-    canvas[i] = canvas[i] * span + low;
+    canvas[i] = thresh_value(canvas[i], low, span);
   }
 }
 
 int blocks_for(int64_t items) {
   return int(std::max<int64_t>(1, std::min<int64_t>((items + kThreads - 1) / kThreads, 65535)));
+}
+
+// Room for `count` items of T in a byte tensor.
+template <class T>
+T* bytes_for(at::Tensor& holder, int64_t count, const at::TensorOptions& options) {
+  holder = at::empty({std::max<int64_t>(1, count) * int64_t(sizeof(T))}, options.dtype(at::kByte));
+  return reinterpret_cast<T*>(holder.mutable_data_ptr<uint8_t>());
+}
+
+// The last element of a device int64 vector, on the host (waits for the stream).
+int64_t last_value(const at::Tensor& values, cudaStream_t stream) {
+  int64_t value = 0;
+  C10_CUDA_CHECK(cudaMemcpyAsync(&value, values.const_data_ptr<int64_t>() + values.numel() - 1,
+                                 sizeof value, cudaMemcpyDeviceToHost, stream));
+  C10_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return value;
 }
 
 }  // namespace
@@ -121,42 +220,55 @@ at::Tensor targets_cuda(const at::Tensor& points, const at::Tensor& polygon_offs
   const int64_t polygons = offsets.numel() - 1, batch = images.numel() - 1;
   const int64_t plane_batch = batch * height * width;
   const auto options = xy.options();
-  at::Tensor maps = at::empty({4, batch, height, width}, options);
-  at::Tensor clipped = at::empty({std::max<int64_t>(1, 2 * xy.size(0))}, options.dtype(at::kDouble));
-  at::Tensor preps = at::empty({std::max<int64_t>(1, polygons) * int64_t(sizeof(PolygonPrep))},
-                               options.dtype(at::kByte));
-  at::Tensor has_shrink = at::zeros({std::max<int64_t>(1, polygons)}, options.dtype(at::kInt));
-  auto* prep = reinterpret_cast<PolygonPrep*>(preps.mutable_data_ptr<uint8_t>());
-  double* cl = clipped.mutable_data_ptr<double>();
-  const int64_t* off = offsets.const_data_ptr<int64_t>();
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  if (plane_batch > 0) {
-    init_kernel<<<blocks_for(4 * plane_batch), kThreads, 0, stream>>>(
-        maps.mutable_data_ptr<float>(), plane_batch);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  }
+  at::Tensor maps = at::empty({4, batch, height, width}, options);
+  float* out = maps.mutable_data_ptr<float>();
+  if (plane_batch == 0) return maps;
+  init_kernel<<<blocks_for(4 * plane_batch), kThreads, 0, stream>>>(out, plane_batch);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   TORCH_CHECK(polygons < (int64_t(1) << 31), "db_targets: at most 2^31 - 1 polygons per call");
-  if (polygons > 0 && plane_batch > 0) {
-    prepare_kernel<<<blocks_for(polygons), kThreads, 0, stream>>>(
+  if (polygons > 0) {
+    const int64_t* off = offsets.const_data_ptr<int64_t>();
+    at::Tensor hold_clipped, hold_source, hold_preps, hold_plans, hold_outline, hold_splits,
+        hold_edges, hold_fills;
+    double* clipped = bytes_for<double>(hold_clipped, 2 * xy.size(0), options);
+    IPoint* source = bytes_for<IPoint>(hold_source, xy.size(0), options);
+    PolygonPrep* preps = bytes_for<PolygonPrep>(hold_preps, polygons, options);
+    PolygonPlan* plans = bytes_for<PolygonPlan>(hold_plans, polygons, options);
+    const at::Tensor room = at::empty({polygons}, options.dtype(at::kLong));
+    plan_kernel<<<blocks_for(polygons), kThreads, 0, stream>>>(
         xy.const_data_ptr<float>(), off, tags.const_data_ptr<bool>(), polygons, int(height),
-        int(width), params, cl, prep);
+        int(width), params, clipped, source, preps, plans, room.mutable_data_ptr<int64_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // the outlines' room: one host sync to size the buffer
+    const at::Tensor room_end = at::cumsum(room, 0);
+    const int64_t outline_total = last_value(room_end, stream);
+    IPoint* outline = bytes_for<IPoint>(hold_outline, outline_total, options);
+    Split* splits = bytes_for<Split>(hold_splits, 2 * outline_total, options);
+    const at::Tensor edge_count = at::empty({polygons}, options.dtype(at::kLong));
+    outline_kernel<<<blocks_for(polygons), kThreads, 0, stream>>>(
+        off, polygons, preps, source, room_end.const_data_ptr<int64_t>(), plans, outline, splits,
+        edge_count.mutable_data_ptr<int64_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // the edges' room: a second sync
+    const at::Tensor edges_end = at::cumsum(edge_count, 0);
+    const int64_t edge_total = last_value(edges_end, stream);
+    Segment* edges = bytes_for<Segment>(hold_edges, edge_total, options);
+    FillEdge* fills = bytes_for<FillEdge>(hold_fills, edge_total, options);
+    edge_kernel<<<blocks_for(polygons), kThreads, 0, stream>>>(
+        off, polygons, clipped, outline, splits, edges_end.const_data_ptr<int64_t>(), plans, edges,
+        fills, int(height), int(width));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     const dim3 grid(unsigned(polygons), kRowBlocks);
-    probe_shrink_kernel<<<grid, kThreads, 0, stream>>>(cl, off, prep,
-                                                       has_shrink.mutable_data_ptr<int>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    draw_kernel<<<grid, kThreads, 0, stream>>>(cl, off, prep, has_shrink.const_data_ptr<int>(),
+    draw_kernel<<<grid, kThreads, 0, stream>>>(clipped, off, preps, plans, edges, fills,
                                                images.const_data_ptr<int64_t>(), batch,
-                                               int(height), int(width), params.exact,
-                                               maps.mutable_data_ptr<float>());
+                                               int(height), int(width), params.exact, out);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  if (plane_batch > 0) {
-    finish_kernel<<<blocks_for(plane_batch), kThreads, 0, stream>>>(
-        maps.mutable_data_ptr<float>() + 2 * plane_batch, plane_batch, float(params.thresh_min),
-        float(params.thresh_max - params.thresh_min));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  }
+  finish_kernel<<<blocks_for(plane_batch), kThreads, 0, stream>>>(
+      out + 2 * plane_batch, plane_batch, float(params.thresh_min),
+      float(params.thresh_max - params.thresh_min));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return maps;
 }
 

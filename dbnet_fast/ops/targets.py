@@ -5,22 +5,28 @@ thread per image) or, for a whole batch, in CUDA kernels.
 Semantics (the float64 oracle is :mod:`dbnet_fast.reference.targets`): pixel
 (row i, column j) is the point (x=j, y=i). Each polygon is clipped to the
 image; one with |area| < 1, a bounding box less than ``min_text_size`` high or
-wide, an ``ignore`` tag, or a shrink that covers no pixel is ignored: it is
+wide, an ``ignore`` tag, or a shrink that comes out empty is ignored: it is
 zeroed in shrink_mask and left out of the threshold map and its mask. With
-D = A (1 - shrink_ratio^2) / L (area A, perimeter L) and d a pixel's distance
-to the polygon's nearest edge:
+D = A (1 - shrink_ratio^2) / L (area A, perimeter L):
 
-- shrink_map = 1 inside the polygon where d >= D (the polygon shrunk by D;
-  every part is kept where the shrink splits, MhLiao/DB keeps only one);
-- thresh_mask = 1 inside the polygon or where d <= D (dilated by D);
+- shrink_map = 1 on the polygon shrunk by D (every part where the shrink
+  splits; MhLiao/DB keeps only one);
+- thresh_mask = 1 on the polygon dilated by D;
 - thresh_map = thresh_min + (thresh_max - thresh_min) * max over polygons of
-  (1 - min(d / D, 1)), with d from the published formula
+  (1 - min(d / D, 1)) within the dilated polygon's bounding box, d the
+  distance to the polygon's nearest edge by the published formula
   (``distance="reference"``: the nearer endpoint where the angle at the pixel
   is acute, never NaN) or the true distance (``distance="exact"``);
-- shrink_mask = 0 on ignored polygons (inside or within 1/2 pixel), else 1.
+- shrink_mask = 0 on ignored polygons, else 1.
 
-Masks are decided from the true distance in both modes, so they match
-pyclipper's offsets up to boundary pixels (pyclipper rounds to integers).
+The shrunk and dilated polygons are pyclipper's (coordinates truncated to
+integers, round joins, arc tolerance 0.25, crossings rounded as Clipper
+rounds them) and the masks are drawn as cv2.fillPoly draws them (outline
+lines and even-odd spans), so they equal the peers' masks but for a few
+boundary pixels. An offset outline of more than 8192 points (hundreds of
+sharp corners offset by hundreds of pixels) is not cleaned: its polygon is
+ignored.
+
 A polygon with no point (0 rows) or a non-finite coordinate raises ValueError;
 one with 1 or 2 points has no area and is ignored (zeroed along its segment).
 """
@@ -47,22 +53,35 @@ class DBTargets(NamedTuple):
     thresh_mask: torch.Tensor
 
 
-def _as_points(polygon, where: str) -> np.ndarray:
+def _as_points(polygon, image: int, index: int) -> np.ndarray:
+    """The polygon as an (N, 2) float64 array (values checked later, all at once)."""
     if isinstance(polygon, torch.Tensor):
         polygon = polygon.detach().cpu().numpy()
     try:
         points = np.asarray(polygon, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"db_targets: {where} must be an (N, 2) array of numbers") from error
+        raise TypeError(f"db_targets: {_name(image, index)} must be an (N, 2) array of numbers") \
+            from error
     if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"db_targets: {where} must have shape (N, 2), got {points.shape}")
+        raise ValueError(f"db_targets: {_name(image, index)} must have shape (N, 2), "
+                         f"got {points.shape}")
     if points.shape[0] == 0:
-        raise ValueError(f"db_targets: {where} has no points")
-    if not np.isfinite(points).all():
-        raise ValueError(f"db_targets: {where} has a NaN or infinite coordinate")
-    if np.abs(points).max() > 1e7:
-        raise ValueError(f"db_targets: {where} has a coordinate beyond 1e7 pixels")
-    return points.astype(np.float32)
+        raise ValueError(f"db_targets: {_name(image, index)} has no points")
+    return points
+
+
+def _name(image: int, index: int) -> str:
+    return f"image {image} polygon {index}"
+
+
+def _raise_bad_value(batch, stacked: np.ndarray, offsets: np.ndarray):
+    """Names the first polygon with a coordinate that is not finite or beyond 1e7 pixels."""
+    row = int(np.argmax(~(np.abs(stacked) <= 1e7).all(axis=1)))
+    index = int(np.searchsorted(offsets, row, side="right")) - 1
+    names = [_name(b, i) for b, polygons in enumerate(batch) for i in range(len(polygons))]
+    if not np.isfinite(stacked[row]).all():
+        raise ValueError(f"db_targets: {names[index]} has a NaN or infinite coordinate")
+    raise ValueError(f"db_targets: {names[index]} has a coordinate beyond 1e7 pixels")
 
 
 def _size(size) -> tuple[int, int]:
@@ -77,25 +96,26 @@ def _size(size) -> tuple[int, int]:
 
 def _pack(batch, ignore):
     """CSR packing: points (N, 2), polygon offsets (P + 1), image offsets (B + 1), flags (P)."""
-    points, polygon_offsets, image_offsets, flags = [], [0], [0], []
+    arrays, flags, image_offsets = [], [], [0]
     if ignore is not None and len(ignore) != len(batch):
         raise ValueError("db_targets: ignore must have one entry per image")
     for b, polygons in enumerate(batch):
         tags = [False] * len(polygons) if ignore is None or ignore[b] is None else list(ignore[b])
         if len(tags) != len(polygons):
             raise ValueError(f"db_targets: image {b}: ignore must have one flag per polygon")
-        for i, polygon in enumerate(polygons):
-            array = _as_points(polygon, f"image {b} polygon {i}")
-            points.append(array)
-            polygon_offsets.append(polygon_offsets[-1] + len(array))
-            flags.append(bool(tags[i]))
+        arrays.extend(_as_points(polygon, b, i) for i, polygon in enumerate(polygons))
+        flags.extend(bool(tag) for tag in tags)
         image_offsets.append(len(flags))
-    stacked = np.concatenate(points) if points else np.zeros((0, 2), np.float32)
+    polygon_offsets = np.zeros(len(arrays) + 1, np.int64)
+    np.cumsum([len(a) for a in arrays], out=polygon_offsets[1:])
+    stacked = np.concatenate(arrays) if arrays else np.zeros((0, 2))
+    if not (np.abs(stacked) <= 1e7).all():  # NaN and inf fail too
+        _raise_bad_value(batch, stacked, polygon_offsets)
     return (
-        torch.from_numpy(stacked),
-        torch.tensor(polygon_offsets, dtype=torch.int64),
-        torch.tensor(image_offsets, dtype=torch.int64),
-        torch.tensor(flags, dtype=torch.bool),
+        torch.from_numpy(stacked.astype(np.float32)),
+        torch.from_numpy(polygon_offsets),
+        torch.from_numpy(np.asarray(image_offsets, np.int64)),
+        torch.from_numpy(np.asarray(flags, bool)),
     )
 
 
@@ -139,7 +159,9 @@ def db_targets_batch(
     check_device("db_targets", "device", device)
     if device.type == "meta":
         raise ValueError("db_targets: device must be the CPU or a CUDA device")
-    packed = [t.to(device) for t in _pack(batch, ignore)]
+    packed = _pack(batch, ignore)
+    if device.type != "cpu":
+        packed = [t.to(device) for t in packed]
     maps = _C.targets(*packed, height, width, params["shrink_ratio"], params["thresh_min"],
                       params["thresh_max"], params["min_text_size"], distance == "exact")
     return DBTargets(*maps.unbind(0))
