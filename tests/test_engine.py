@@ -248,3 +248,23 @@ def test_evaluate_untrained_model_is_sane():
     assert metrics["images"] == 3 and metrics["gt_care"] >= 1
     with pytest.raises(ValueError, match="batch_size"):
         evaluate(model, data, DBPostProcessor(), "cpu", batch_size=0)
+
+
+def test_thread_tuner_follows_the_load():
+    """Simulated step times: 2 threads are fast when idle and slow under load,
+    1 thread is the same either way; the tuner must track the faster."""
+    from dbnet_fast.engine.schedule import ThreadTuner
+
+    tuner = ThreadTuner([1, 2], period=20)
+    chosen = []
+    for step in range(150):
+        loaded = 30 <= step < 90
+        threads = tuner.next_threads()
+        tuner.record(0.28 if threads == 1 else (1.0 if loaded else 0.15))
+        chosen.append(threads)
+    assert chosen[0] == 2
+    assert chosen[15:30].count(2) >= 12  # idle: mostly 2 threads (probes excepted)
+    assert chosen[40:90].count(1) >= 45  # loaded: switched to 1 within a few steps
+    assert chosen[120:].count(2) >= 25  # idle again: back to 2 after a periodic probe
+    with pytest.raises(ValueError):
+        ThreadTuner([0])

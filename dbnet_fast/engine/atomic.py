@@ -11,6 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()  # what open() would give a new file (mkstemp makes 0600)
+
+
 def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> Path:
     """Calls ``write(file)`` on a temporary file next to ``path`` and renames it to ``path``.
 
@@ -21,6 +30,7 @@ def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
+        os.chmod(tmp, _MODE)
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             write(f)
             f.flush()

@@ -31,18 +31,22 @@ DEMO_BUDGET_MIN = 12.0
 DEMO_RECIPE = {
     "data": "synthetic",
     "arch": "resnet18",
-    "image_size": 192,
-    "synth_preset": "easy",
-    "augment": "none",
-    "batch_size": 4,
-    "optimizer": "adamw",
+    "image_size": 192,  # synthetic images rendered at 192 x 192 ...
+    "synth_preset": "easy",  # ... with SynthConfig.easy() (larger, straighter words)
+    "augment": "none",  # every image is new: no augmentation needed
+    "batch_size": 8,
+    "optimizer": "adamw",  # converges much faster from scratch than SGD at lr 0.007
     "lr": 1e-3,
     "weight_decay": 1e-4,
-    "warmup_steps": 20,
-    "amp": True,
-    "checkpoint_every": 100,
-    "log_every": 10,
-    "box_thresh": 0.6,
+    "warmup_steps": 50,
+    "power": 0.9,  # poly decay over the time budget
+    "amp": True,  # bfloat16 autocast: about 2x faster on this CPU
+    "threads": "auto",  # 1 or 2 threads, whichever is faster under the current load
+    "checkpoint_every": 200,
+    "log_every": 20,
+    "thresh": 0.3,
+    "box_thresh": 0.4,  # chosen on other held-out images (val seed 7), not the reported ones
+    "unclip_ratio": 1.5,
 }
 
 
@@ -55,9 +59,11 @@ def demo_config(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN,
                        progress=progress)
 
 
-def draw_detections(image: np.ndarray, polygons, truths=(), zoom: int = 2) -> np.ndarray:
+def draw_detections(image: np.ndarray, polygons, truths=(), zoom: int = 2,
+                    legend: bool = True) -> np.ndarray:
     """A copy of the BGR ``image`` enlarged ``zoom`` times with the ground-truth
-    polygons in thin blue (don't-care ones grey) and the detected ones in green."""
+    polygons in thin blue (don't-care ones grey) and the detected ones in green,
+    and a legend strip below (``legend``)."""
     canvas = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
 
     def points(polygon):
@@ -69,6 +75,13 @@ def draw_detections(image: np.ndarray, polygons, truths=(), zoom: int = 2) -> np
         cv2.polylines(canvas, [points(polygon)], True, colour, 1, cv2.LINE_AA)
     for polygon in polygons:
         cv2.polylines(canvas, [points(polygon)], True, (0, 220, 0), 2, cv2.LINE_AA)
+    if legend:
+        strip = np.full((24, canvas.shape[1], 3), 255, np.uint8)
+        cv2.putText(strip, f"detected: {len(polygons)} (green)", (4, 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 150, 0), 1, cv2.LINE_AA)
+        cv2.putText(strip, "ground truth (blue)", (canvas.shape[1] // 2 + 8, 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 90, 0), 1, cv2.LINE_AA)
+        canvas = np.vstack([canvas, strip])
     return canvas
 
 

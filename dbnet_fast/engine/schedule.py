@@ -130,54 +130,70 @@ class ThreadTuner:
     On a shared machine the best count changes with the load: when other
     processes hold cores, threads that wait for each other at every parallel
     region can make a step several times slower than one thread does (measured
-    here on 2 cores: 0.15 s per step with 2 threads when idle, 0.28 s with 1;
-    under load 1 s with 2 threads and still 0.28 s with 1). The tuner runs the
-    current count, and every ``period`` steps tries each other candidate for
-    ``probe`` steps (the first of them a warm-up); it switches when a candidate's
-    median step time beats the current count's recent median by 10%.
+    here on 2 cores, R18 at 192 x 192, batch 4, bf16: 0.15 s per step with 2
+    threads when idle, 0.28 s with 1; under load about 1 s with 2 threads and
+    still 0.28 s with 1).
+
+    The tuner keeps the current count and tries each other candidate for
+    ``probe`` steps (the first one a warm-up) every ``period`` steps, and also
+    as soon as the current count's recent median step time grows beyond
+    ``slowdown`` times the time it had when chosen. It switches when a
+    candidate's median beats the current recent median by 10%.
 
     Use: ``torch.set_num_threads(tuner.next_threads())`` before a step,
     ``tuner.record(seconds)`` after it.
     """
 
-    def __init__(self, candidates, period: int = 100, probe: int = 3, first_period: int = 5):
+    def __init__(self, candidates, period: int = 50, probe: int = 3, first_period: int = 5,
+                 slowdown: float = 1.5, window: int = 5):
         self.candidates = sorted({int(c) for c in candidates if int(c) >= 1})
         if not self.candidates:
             raise ValueError("ThreadTuner: no candidate thread count >= 1")
-        if probe < 2 or period < 1:
-            raise ValueError("ThreadTuner: probe must be >= 2 and period >= 1")
-        self.period, self.probe = int(period), int(probe)
+        if probe < 2 or period < 1 or window < 1 or slowdown <= 1:
+            raise ValueError("ThreadTuner: probe must be >= 2, period and window >= 1, "
+                             "slowdown > 1")
+        self.period, self.probe, self.slowdown, self.window = period, probe, slowdown, window
         self.current = self.candidates[-1]
         self.trying: int | None = None
         self.until_probe = int(first_period)
+        self.reference: float | None = None  # the current count's step time when chosen
         self.recent: list[float] = []
         self.trial: list[float] = []
-        self._others = self._cycle()
+        self._queue: list[int] = []
 
-    def _cycle(self):
-        while True:
-            for c in self.candidates:
-                yield c
+    @staticmethod
+    def _median(values) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    def _degraded(self) -> bool:
+        return (self.reference is not None and len(self.recent) >= 3
+                and self._median(self.recent[-3:]) > self.slowdown * self.reference)
 
     def next_threads(self) -> int:
-        if self.trying is None and self.until_probe <= 0 and len(self.candidates) > 1 \
-                and len(self.recent) >= 2:
-            candidate = next(self._others)
-            if candidate == self.current:
-                candidate = next(self._others)
-            self.trying, self.trial = candidate, []
+        if self.trying is None and len(self.candidates) > 1 and len(self.recent) >= 2 and (
+                self.until_probe <= 0 or self._degraded()):
+            if not self._queue:
+                self._queue = [c for c in self.candidates if c != self.current]
+            self.trying, self.trial = self._queue.pop(0), []
         return self.trying if self.trying is not None else self.current
 
     def record(self, seconds: float) -> None:
         if self.trying is None:
-            self.recent = (self.recent + [seconds])[-5:]
+            self.recent = (self.recent + [seconds])[-self.window:]
+            if self.reference is None and len(self.recent) >= 2:
+                self.reference = self._median(self.recent)
             self.until_probe -= 1
             return
         self.trial.append(seconds)
         if len(self.trial) < self.probe:
             return
-        measured = sorted(self.trial[1:])[len(self.trial[1:]) // 2]
-        baseline = sorted(self.recent)[len(self.recent) // 2]
+        measured = self._median(self.trial[1:])
+        baseline = self._median(self.recent[-3:])
         if measured < 0.9 * baseline:
             self.current, self.recent = self.trying, self.trial[1:]
+            self.reference = measured
+            self._queue = []
+        else:
+            self.reference = baseline
         self.trying, self.until_probe = None, self.period

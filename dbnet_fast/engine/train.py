@@ -410,8 +410,11 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
                           "threads": torch.get_num_threads(),
                           "elapsed_s": round(elapsed_before + now - start, 2)}
                 logger.record(record)
-                logger.advance({"loss": f"{record['loss']:.3f}",
-                                "img/s": f"{record['images_per_s']:.2f}"})
+                postfix = {"loss": f"{record['loss']:.3f}",
+                           "img/s": f"{record['images_per_s']:.2f}"}
+                if budget_s is not None:
+                    postfix["left"] = f"{max(0.0, budget_s - record['elapsed_s']) / 60:.1f} min"
+                logger.advance(postfix)
                 window = dict.fromkeys(window, 0.0)
                 window_steps, window_start, window_data = 0, now, 0.0
             else:
