@@ -10,7 +10,10 @@
 
 Images/s is 1 / the per-image time (batch 2 for the step). A pipeline sample
 that takes a small fraction of a step's time per image means the data loader
-is not what limits training (report.py prints both groups).
+is not what limits training (report.py prints both groups). The pipeline's
+"no label maps (floor)" row is the same pipeline without label maps: its
+ratio (below 1) is the share of the floor's speed that the pipeline keeps
+with our label maps.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pytest
 import torch
 
 from common import one_thread, rounds
-from dbnet_fast.data import SyntheticTextDataset, TrainTransform, collate
+from dbnet_fast.data import SynthConfig, SyntheticTextDataset, TrainTransform, collate
 from dbnet_fast.engine import build_model
 from dbnet_fast.model import DBLoss
 
@@ -46,20 +49,27 @@ def _time(benchmark, fn, *, op, variant, role, group, n_rounds):
     benchmark.pedantic(fn, rounds=n_rounds, warmup_rounds=0)
 
 
-@pytest.mark.parametrize("variant", ["dbnet_fast", "reference"])
+# the generator's default mix (3-8 words tried per image) and a dense one, closer to
+# ICDAR 2015's busier images (20-30 words tried, smaller text)
+MIXES = {"default": SynthConfig(), "dense": SynthConfig(words=(20, 30), text_height=(10.0, 40.0))}
+
+
+@pytest.mark.parametrize("variant", ["dbnet_fast", "reference", "no label maps (floor)"])
+@pytest.mark.parametrize("mix", list(MIXES))
 @pytest.mark.parametrize("device", ["cpu"])  # named so that report.py --device selects it
-def bench_data_pipeline(benchmark, device, variant):
-    transform = TrainTransform(size=SIZE)
+def bench_data_pipeline(benchmark, device, mix, variant):
+    transform = TrainTransform(size=SIZE, targets=variant != "no label maps (floor)")
     if variant == "reference":
         transform.builder = ReferenceTargets()
-    data = SyntheticTextDataset(SAMPLES, size=(SIZE, SIZE), seed=0, transform=transform)
+    data = SyntheticTextDataset(SAMPLES, size=(SIZE, SIZE), seed=0, transform=transform,
+                                config=MIXES[mix])
 
     def pipeline():  # what a DataLoader worker does per sample: render, augment, label, normalise
         for i in range(SAMPLES):
             data[i]
 
     role = "ours" if variant == "dbnet_fast" else "baseline"
-    group = (f"data pipeline cpu, one thread: {SAMPLES} synthetic samples {SIZE}x{SIZE} "
+    group = (f"data pipeline cpu, one thread: {SAMPLES} synthetic samples {SIZE}x{SIZE}, {mix} "
              "(render, augment, label maps, normalise)")
     _time(benchmark, one_thread(pipeline), op="data pipeline", variant=variant, role=role,
           group=group, n_rounds=rounds())

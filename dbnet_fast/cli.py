@@ -66,7 +66,7 @@ def _train(args: argparse.Namespace) -> int:
             lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, power=args.power,
             warmup_steps=args.warmup_steps, amp=args.amp, augment=args.augment, out=args.out,
             resume=args.resume, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-            num_workers=args.workers, seed=args.seed, device=args.device,
+            num_workers=args.workers, seed=args.seed, device=args.device, threads=args.threads,
             synth_images=args.synth_images, synth_size=args.synth_size,
             synth_preset=args.synth_preset, evaluate=not args.no_eval,
             eval_images=args.eval_images, eval_batch_size=args.eval_batch_size,
@@ -111,7 +111,19 @@ def _demo(args: argparse.Namespace) -> int:
                           progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as error:
         return _fail("demo", error)
-    return 0 if result["eval"]["hmean"] >= 0 else 1
+    return 0 if result["eval"] is not None else 1
+
+
+def _threads(value: str):
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an int >= 1, got {value!r}")
+    return number
 
 
 def _add_train(commands) -> None:
@@ -157,6 +169,9 @@ def _add_train(commands) -> None:
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=_threads, metavar="N|auto",
+                   help="torch threads of the training process; auto: 1 .. all, whichever "
+                   "steps fastest under the current load (default: torch's setting)")
     synth = p.add_argument_group("synthetic data")
     synth.add_argument("--synth-images", type=int, default=20000, help="training images per epoch")
     synth.add_argument("--synth-size", type=int, help="render size (default: --image-size)")

@@ -264,7 +264,7 @@ def test_thread_tuner_follows_the_load():
         chosen.append(threads)
     assert chosen[0] == 2
     assert chosen[15:30].count(2) >= 12  # idle: mostly 2 threads (probes excepted)
-    assert chosen[40:90].count(1) >= 45  # loaded: switched to 1 within a few steps
+    assert chosen[40:90].count(1) >= 40  # loaded: switched to 1 (periodic probes excepted)
     assert chosen[120:].count(2) >= 25  # idle again: back to 2 after a periodic probe
     with pytest.raises(ValueError):
         ThreadTuner([0])

@@ -59,28 +59,29 @@ def demo_config(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN,
                        progress=progress)
 
 
-def draw_detections(image: np.ndarray, polygons, truths=(), zoom: int = 2,
+def draw_detections(image: np.ndarray, polygons, truths=(), zoom: int = 3,
                     legend: bool = True) -> np.ndarray:
     """A copy of the BGR ``image`` enlarged ``zoom`` times with the ground-truth
-    polygons in thin blue (don't-care ones grey) and the detected ones in green,
-    and a legend strip below (``legend``)."""
+    polygons in thin blue (don't-care ones grey) and the detected ones in red on
+    a white halo, and a legend strip below (``legend``)."""
     canvas = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
 
     def points(polygon):
         p = (np.asarray(polygon, np.float64) + 0.5) * zoom - 0.5
         return np.round(p).astype(np.int32).reshape(-1, 1, 2)
 
-    for polygon, ignore in truths:
-        colour = (160, 160, 160) if ignore else (255, 128, 0)
-        cv2.polylines(canvas, [points(polygon)], True, colour, 1, cv2.LINE_AA)
     for polygon in polygons:
-        cv2.polylines(canvas, [points(polygon)], True, (0, 220, 0), 2, cv2.LINE_AA)
+        cv2.polylines(canvas, [points(polygon)], True, (255, 255, 255), 5, cv2.LINE_AA)
+        cv2.polylines(canvas, [points(polygon)], True, (0, 0, 230), 2, cv2.LINE_AA)
+    for polygon, ignore in truths:  # on top, thin: visible inside the detections
+        colour = (160, 160, 160) if ignore else (255, 100, 0)
+        cv2.polylines(canvas, [points(polygon)], True, colour, 1, cv2.LINE_AA)
     if legend:
         strip = np.full((24, canvas.shape[1], 3), 255, np.uint8)
-        cv2.putText(strip, f"detected: {len(polygons)} (green)", (4, 16),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 150, 0), 1, cv2.LINE_AA)
+        cv2.putText(strip, f"detected: {len(polygons)} (red)", (4, 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 230), 1, cv2.LINE_AA)
         cv2.putText(strip, "ground truth (blue)", (canvas.shape[1] // 2 + 8, 16),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 90, 0), 1, cv2.LINE_AA)
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 100, 0), 1, cv2.LINE_AA)
         canvas = np.vstack([canvas, strip])
     return canvas
 
@@ -107,6 +108,19 @@ def detect_one(checkpoint, out_png, *, index: int, size: int, preset: str, seed:
             "detections": len(boxes), "picture": str(out_png)}
 
 
+def _picture_index(config: TrainConfig, first: int, min_words: int = 3, tries: int = 20) -> int:
+    """The first held-out image from ``first`` on (after the evaluated ones) with at least
+    ``min_words`` words to read: chosen by its ground truth alone, not by the detections."""
+    dataset = SyntheticTextDataset(first + tries, size=config.synth_size or config.image_size,
+                                   seed=config.seed, split="val",
+                                   config=synth_config(config.synth_preset))
+    for index in range(first, first + tries):
+        _, _, ignore, _ = dataset.render(index)
+        if sum(not i for i in ignore) >= min_words:
+            return index
+    return first
+
+
 def run_demo(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN, eval_images: int = 100,
              num_workers: int = 1, seed: int = 0, progress: bool = True) -> dict:
     """Trains, evaluates and draws (see the module documentation); prints and returns
@@ -119,7 +133,8 @@ def run_demo(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN, eval_ima
           f"{eval_images} held-out images", flush=True)
     summary = train(config)
     metrics = summary["eval"]
-    picture = detect_one(summary["checkpoint"], out / "demo_detection.png", index=eval_images,
+    picture = detect_one(summary["checkpoint"], out / "demo_detection.png",
+                         index=_picture_index(config, first=eval_images),
                          size=config.synth_size or config.image_size, preset=config.synth_preset,
                          seed=seed, box_thresh=config.box_thresh, device=summary.get("device", "cpu"))
     result = {
