@@ -42,9 +42,11 @@ test: build
 	$(PY) -m pytest tests
 	$(PY) -m pytest benchmarks --benchmark-disable -q
 
-# The main job. Until training lands: the quick benchmark of every op.
+# The main job: train DBNet-R18 from scratch on synthetic text for a fixed time
+# (12 min on the CPU), evaluate on held-out images (H-mean), draw one image's
+# detections: runs/demo/{eval.json,demo.json,demo_detection.png,metrics.jsonl,last.pt}.
 demo: build
-	$(PY) -m dbnet_fast.cli bench --quick
+	$(PY) -m dbnet_fast.cli demo --out runs/demo
 
 bench: build
 	$(PY) -m dbnet_fast.cli bench

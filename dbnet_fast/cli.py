@@ -1,4 +1,6 @@
-"""The ``dbnet-fast`` command line."""
+"""The ``dbnet-fast`` command line: ``info``, ``bench``, ``train``, ``eval``, ``demo``.
+
+``python -m dbnet_fast.cli ...`` works the same (also under ``torchrun``)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,193 @@ def _bench(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _fail(command: str, error: Exception) -> int:
+    print(f"dbnet-fast {command}: error: {error}", file=sys.stderr)
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dbnet_fast.engine import TrainConfig, train
+
+    try:
+        config = TrainConfig(
+            data=args.data, arch=args.arch, neck=args.neck, dcn=args.dcn,
+            inner_channels=args.inner_channels, pretrained_backbone=args.pretrained_backbone,
+            image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs,
+            max_steps=args.max_steps, time_budget_min=args.time_budget, optimizer=args.optimizer,
+            lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, power=args.power,
+            warmup_steps=args.warmup_steps, amp=args.amp, augment=args.augment, out=args.out,
+            resume=args.resume, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+            num_workers=args.workers, seed=args.seed, device=args.device, threads=args.threads,
+            synth_images=args.synth_images, synth_size=args.synth_size,
+            synth_preset=args.synth_preset, evaluate=not args.no_eval,
+            eval_images=args.eval_images, eval_batch_size=args.eval_batch_size,
+            thresh=args.thresh, box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio,
+            progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail("train", error)
+    try:
+        summary = train(config)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail("train", error)
+    if summary["eval"] is not None:
+        print(json.dumps({k: summary["eval"][k] for k in ("precision", "recall", "hmean")}))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from dbnet_fast.engine.evaluate import evaluate_checkpoint
+
+    try:
+        result = evaluate_checkpoint(
+            args.checkpoint, args.data, args.out, images=args.images, synth_size=args.synth_size,
+            synth_preset=args.synth_preset, short_side=args.short_side, max_side=args.max_side,
+            batch_size=args.batch_size, device=args.device, amp=args.amp, thresh=args.thresh,
+            box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio,
+            progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail("eval", error)
+    print(f"{result['images']} images ({result['data']}, {result['split']}): "
+          f"precision {result['precision']:.4f}  recall {result['recall']:.4f}  "
+          f"H-mean {result['hmean']:.4f}")
+    print(f"written to {result['out']}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dbnet_fast.engine.demo import run_demo
+
+    try:
+        result = run_demo(out=args.out, time_budget_min=args.time_budget,
+                          eval_images=args.eval_images, num_workers=args.workers, seed=args.seed,
+                          progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail("demo", error)
+    return 0 if result["eval"] is not None else 1
+
+
+def _threads(value: str):
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an int >= 1, got {value!r}")
+    return number
+
+
+def _add_train(commands) -> None:
+    from dbnet_fast.engine.data import AUGMENTS
+    from dbnet_fast.engine.train import OPTIMIZERS
+    from dbnet_fast.model import BACKBONES, NECKS
+
+    p = commands.add_parser(
+        "train", help="train DBNet / DBNet++ (torchrun for several processes)",
+        description="Train DBNet / DBNet++. Defaults: MhLiao/DB's recipe (SGD lr 0.007, momentum "
+        "0.9, weight decay 1e-4, poly decay 0.9, 640 crops, batch 16 per process). Writes "
+        "OUT/metrics.jsonl, OUT/last.pt, OUT/eval.json. Several processes: torchrun "
+        "--nproc_per_node N -m dbnet_fast.cli train ...")
+    p.add_argument("--data", default="synthetic",
+                   help="synthetic | icdar2015:PATH | totaltext:PATH (default: %(default)s)")
+    p.add_argument("--arch", default="resnet18", choices=BACKBONES, help="backbone")
+    p.add_argument("--neck", default="fpn", choices=NECKS, help="fpn (DBNet) or asf (DBNet++)")
+    p.add_argument("--dcn", action="store_true", help="deformable convs in ResNet stages 3-5")
+    p.add_argument("--inner-channels", type=int, default=256, help="neck width (default 256)")
+    p.add_argument("--pretrained-backbone", action="store_true",
+                   help="ImageNet weights for the backbone (from the torch hub cache)")
+    p.add_argument("--image-size", type=int, default=640, help="training crop side (default 640)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per step and process")
+    length = p.add_argument_group("length (at least one; the first reached stops training)")
+    length.add_argument("--epochs", type=int)
+    length.add_argument("--max-steps", type=int)
+    length.add_argument("--time-budget", type=float, metavar="MIN",
+                        help="minutes of training; then save and evaluate")
+    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
+    p.add_argument("--lr", type=float, default=0.007, help="base learning rate")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--power", type=float, default=0.9, help="poly decay power")
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up steps")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: bfloat16 autocast on the CPU, float16 + GradScaler on CUDA")
+    p.add_argument("--augment", default="full", choices=AUGMENTS,
+                   help="full (MhLiao/DB), light or none")
+    p.add_argument("--out", default="runs/train", help="output folder (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--log-every", type=int, default=10, help="steps between metrics records")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=_threads, metavar="N|auto",
+                   help="torch threads of the training process; auto: 1 .. all, whichever "
+                   "steps fastest under the current load (default: torch's setting)")
+    synth = p.add_argument_group("synthetic data")
+    synth.add_argument("--synth-images", type=int, default=20000, help="training images per epoch")
+    synth.add_argument("--synth-size", type=int, help="render size (default: --image-size)")
+    synth.add_argument("--synth-preset", default="default", choices=("default", "easy"))
+    ev = p.add_argument_group("evaluation after training")
+    ev.add_argument("--no-eval", action="store_true", help="skip it")
+    ev.add_argument("--eval-images", type=int, default=100, help="held-out synthetic images")
+    ev.add_argument("--eval-batch-size", type=int, default=1)
+    _add_postprocess(ev, 0.3, 0.6, 1.5)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_train)
+
+
+def _add_postprocess(group, thresh, box_thresh, unclip_ratio) -> None:
+    group.add_argument("--thresh", type=float, default=thresh, help="binarisation threshold")
+    group.add_argument("--box-thresh", type=float, default=box_thresh,
+                       help="minimum mean probability of a box")
+    group.add_argument("--unclip-ratio", type=float, default=unclip_ratio)
+
+
+def _add_eval(commands) -> None:
+    p = commands.add_parser(
+        "eval", help="precision, recall and H-mean of a checkpoint (ICDAR 2015 IoU protocol)",
+        description="Evaluate a checkpoint; prints precision, recall, H-mean and writes them as "
+        "JSON. Settings left out come from the checkpoint's training configuration.")
+    p.add_argument("--checkpoint", required=True, help="a last.pt written by dbnet-fast train")
+    p.add_argument("--data", help="synthetic | icdar2015:PATH | totaltext:PATH "
+                   "(default: the training data)")
+    p.add_argument("--out", help="JSON file to write (default: CKPT's folder/<name>_eval.json)")
+    p.add_argument("--images", type=int, help="held-out synthetic images (default: as trained)")
+    p.add_argument("--synth-size", type=int, help="synthetic image size (default: as trained)")
+    p.add_argument("--synth-preset", choices=("default", "easy"),
+                   help="synthetic generator preset (default: as trained)")
+    p.add_argument("--short-side", type=int, help="resize the short side to this")
+    p.add_argument("--max-side", type=int, help="then cap the long side at this")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--amp", action="store_true", help="bfloat16 (CPU) / float16 (CUDA) autocast")
+    p.add_argument("--thresh", type=float, help="binarisation threshold (default: as trained)")
+    p.add_argument("--box-thresh", type=float, help="minimum box score (default: as trained)")
+    p.add_argument("--unclip-ratio", type=float, help="(default: as trained)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_eval)
+
+
+def _add_demo(commands) -> None:
+    from dbnet_fast.engine.demo import DEMO_BUDGET_MIN
+
+    p = commands.add_parser(
+        "demo", help="the main job: train DBNet-R18 on synthetic text within a time budget, "
+        "evaluate on held-out images, draw the detections of one",
+        description="Train DBNet-R18 on synthetic text for a fixed time on this machine, evaluate "
+        "on held-out synthetic images (H-mean, ICDAR 2015 IoU protocol), detect text in one "
+        "held-out image and write OUT/demo_detection.png.")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
+    p.add_argument("--time-budget", type=float, default=DEMO_BUDGET_MIN, metavar="MIN",
+                   help="minutes of training (default: %(default)s)")
+    p.add_argument("--eval-images", type=int, default=100, help="held-out images to evaluate")
+    p.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbnet-fast", description="Fast DBNet / DBNet++ scene-text detection."
@@ -66,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(options: see `dbnet-fast bench --help`)",
     )
     bench.set_defaults(run=_bench)
+
+    _add_train(commands)
+    _add_eval(commands)
+    _add_demo(commands)
     return parser
 
 

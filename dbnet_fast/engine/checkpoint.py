@@ -1,0 +1,156 @@
+"""Training checkpoints: written atomically, loaded with ``weights_only=True``.
+
+A checkpoint is a dict of tensors and plain Python values only (so the safe
+loader accepts it)::
+
+    format         "dbnet_fast.checkpoint/1"
+    model          the model's state_dict (unwrapped from DDP)
+    model_config   dict(backbone, neck, dcn, k, inner_channels): rebuilds the model
+    optimizer      the optimizer's state_dict         (training checkpoints)
+    scheduler      the LR schedule's state_dict
+    scaler         the GradScaler's state_dict ({} without one)
+    step, epoch    optimizer steps done; the epoch they are in
+    epoch_step     steps done within that epoch (so resume skips those batches)
+    elapsed        seconds of training so far (time budgets continue from it)
+    config         the TrainConfig as a dict of primitives
+    rng            python / numpy / torch (and cuda) generator states as tensors
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dbnet_fast.engine.atomic import atomic_torch_save
+
+FORMAT = "dbnet_fast.checkpoint/1"
+MODEL_KEYS = ("backbone", "neck", "dcn", "k", "inner_channels")
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+
+def rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    """The Python, NumPy (legacy global) and torch generator states as tensors."""
+    version, words, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    if name != "MT19937":
+        raise RuntimeError(f"unexpected NumPy bit generator {name!r}")
+    state = {
+        "python_version": torch.tensor(version, dtype=torch.int64),
+        "python_words": torch.tensor(words, dtype=torch.int64),
+        "python_gauss": torch.tensor([0.0 if gauss is None else gauss,
+                                      0.0 if gauss is None else 1.0], dtype=torch.float64),
+        "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_extra": torch.tensor([pos, has_gauss], dtype=torch.int64),
+        "numpy_cached": torch.tensor(cached, dtype=torch.float64),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restores what :func:`rng_state` captured."""
+    gauss_value, gauss_set = state["python_gauss"].tolist()
+    random.setstate((int(state["python_version"]), tuple(state["python_words"].tolist()),
+                     gauss_value if gauss_set else None))
+    pos, has_gauss = state["numpy_extra"].tolist()
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(pos),
+                         int(has_gauss), float(state["numpy_cached"])))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- save / load
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside DistributedDataParallel / DataParallel wrappers."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return model
+
+
+def model_config(model: torch.nn.Module) -> dict:
+    """The constructor arguments of a DBNet, recorded on it by :func:`build_model`."""
+    config = getattr(unwrap(model), "config", None)
+    if not isinstance(config, dict):
+        raise ValueError("model_config: the model has no .config dict (build it with "
+                         "dbnet_fast.engine.build_model)")
+    return {key: config[key] for key in MODEL_KEYS}
+
+
+def build_model(backbone: str = "resnet18", neck: str = "fpn", dcn: bool = False,
+                k: float = 50.0, inner_channels: int = 256,
+                pretrained_backbone: bool = False) -> torch.nn.Module:
+    """A DBNet that remembers its constructor arguments (``model.config``) for checkpoints."""
+    from dbnet_fast.model import DBNet
+
+    model = DBNet(backbone=backbone, dcn=dcn, neck=neck, k=k,
+                  pretrained_backbone=pretrained_backbone, inner_channels=inner_channels)
+    model.config = {"backbone": backbone, "neck": neck, "dcn": bool(dcn), "k": float(k),
+                    "inner_channels": int(inner_channels)}
+    return model
+
+
+def save_checkpoint(path, model, *, optimizer=None, scheduler=None, scaler=None, step: int = 0,
+                    epoch: int = 0, epoch_step: int = 0, elapsed: float = 0.0,
+                    config: dict | None = None, rng: bool = True) -> Path:
+    """Writes a checkpoint (see the module documentation) atomically to ``path``."""
+    state = {
+        "format": FORMAT,
+        "model": unwrap(model).state_dict(),
+        "model_config": model_config(model),
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "step": int(step),
+        "epoch": int(epoch),
+        "epoch_step": int(epoch_step),
+        "elapsed": float(elapsed),
+        "config": _plain(config or {}),
+        "rng": rng_state() if rng else {},
+    }
+    return atomic_torch_save(path, state)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Reads a checkpoint with ``torch.load(weights_only=True)`` and checks its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # a corrupt file, or one holding arbitrary pickles
+        raise ValueError(f"checkpoint {path} cannot be loaded safely: {error}") from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {path} is not a dbnet_fast checkpoint "
+                         f"(format {state.get('format') if isinstance(state, dict) else None!r}, "
+                         f"expected {FORMAT!r})")
+    return state
+
+
+def model_from_checkpoint(state: dict, device="cpu") -> torch.nn.Module:
+    """The DBNet of a loaded checkpoint, weights restored, in eval mode, on ``device``."""
+    model = build_model(**state["model_config"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def _plain(value):
+    """``value`` as JSON-like primitives (tuples become lists, paths strings)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"checkpoint config values must be plain data, got {type(value).__name__}")

@@ -1,0 +1,123 @@
+"""Datasets named on the command line: ``synthetic``, ``icdar2015:PATH``, ``totaltext:PATH``.
+
+:func:`parse_data_spec` checks the name; :func:`train_dataset` and
+:func:`eval_dataset` build the training set (with augmentation and label
+maps) and the evaluation set (resized for the model, no label maps; samples
+carry ``shape`` and ``scale`` so predictions map back to original pixels).
+The synthetic training and evaluation sets are disjoint (``split="train"``
+and ``"val"`` draw from different seed sequences).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dbnet_fast.data import (
+    EvalTransform,
+    ICDAR2015Dataset,
+    SynthConfig,
+    SyntheticTextDataset,
+    TotalTextDataset,
+    TrainTransform,
+)
+
+SCHEMES = ("synthetic", "icdar2015", "totaltext")
+AUGMENTS = ("full", "light", "none")
+
+
+def synth_config(preset: str) -> SynthConfig:
+    """The synthetic generator's settings by name: ``"default"`` (the full mix),
+    ``"easy"`` (:meth:`SynthConfig.easy`: larger, straighter words on calmer backgrounds)."""
+    if preset == "default":
+        return SynthConfig()
+    if preset == "easy":
+        return SynthConfig.easy()
+    raise ValueError(f"synthetic preset must be 'default' or 'easy', got {preset!r}")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A parsed ``--data`` value: ``scheme`` and, for real datasets, the ``root`` folder."""
+
+    scheme: str
+    root: Path | None = None
+
+    def __str__(self) -> str:
+        return self.scheme if self.root is None else f"{self.scheme}:{self.root}"
+
+
+def parse_data_spec(spec: str) -> DataSpec:
+    """``"synthetic"``, ``"icdar2015:PATH"`` or ``"totaltext:PATH"`` -> :class:`DataSpec`.
+
+    Raises ValueError for an unknown scheme or a missing path, FileNotFoundError
+    when the path is not a folder.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"--data must be one of synthetic, icdar2015:PATH, totaltext:PATH; "
+                         f"got {spec!r}")
+    scheme, sep, path = spec.partition(":")
+    if scheme not in SCHEMES:
+        raise ValueError(f"--data: unknown dataset {scheme!r} in {spec!r} (known: "
+                         "synthetic, icdar2015:PATH, totaltext:PATH)")
+    if scheme == "synthetic":
+        if sep:
+            raise ValueError(f"--data: 'synthetic' takes no path, got {spec!r}")
+        return DataSpec("synthetic")
+    if not path:
+        raise ValueError(f"--data: {scheme} needs a folder, e.g. {scheme}:/data/{scheme}")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data: the {scheme} folder {root} does not exist "
+                                "(or is not a folder)")
+    return DataSpec(scheme, root)
+
+
+def train_transform(size: int, augment: str = "full") -> TrainTransform:
+    """MhLiao/DB's augmentation (``"full"``), a milder one (``"light"``: rotation within
+    5 degrees, scale 0.75-1.5, crops of at least half a side) or none (``"none"``: the
+    whole image fitted into the output square)."""
+    if augment == "full":
+        return TrainTransform(size=size)
+    if augment == "light":
+        return TrainTransform(size=size, max_rotation=5.0, scale_range=(0.75, 1.5),
+                              min_crop_side_ratio=0.5)
+    if augment == "none":
+        return TrainTransform(size=size, flip_prob=0.0, max_rotation=0.0, scale_range=(1.0, 1.0),
+                              min_crop_side_ratio=1.0, max_tries=1)
+    raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
+
+
+def train_dataset(spec: DataSpec, *, image_size: int, augment: str = "full", seed: int = 0,
+                  synth_images: int = 20000, synth_size: int | None = None,
+                  synth_preset: str = "default"):
+    """The training set of ``spec``: crops of ``image_size`` with label maps.
+
+    Synthetic images are rendered at ``synth_size`` (default ``image_size``)."""
+    transform = train_transform(image_size, augment)
+    if spec.scheme == "synthetic":
+        return SyntheticTextDataset(synth_images, size=synth_size or image_size, seed=seed,
+                                    split="train", transform=transform,
+                                    config=synth_config(synth_preset))
+    if spec.scheme == "icdar2015":
+        return ICDAR2015Dataset(spec.root, "train", transform=transform, seed=seed)
+    return TotalTextDataset(spec.root, "train", transform=transform, seed=seed)
+
+
+def eval_dataset(spec: DataSpec, *, seed: int = 0, synth_images: int = 100,
+                 synth_size: int = 640, synth_preset: str = "default",
+                 short_side: int | None = None, max_side: int | None = None):
+    """The evaluation set of ``spec`` (no augmentation, no label maps).
+
+    Synthetic: ``synth_images`` held-out images (the ``"val"`` split) of
+    ``synth_size`` at scale 1. ICDAR 2015 / Total-Text: the test split, the
+    short side resized to ``short_side`` (default 736 and 800, as MhLiao/DB)."""
+    if spec.scheme == "synthetic":
+        transform = EvalTransform(short_side=short_side, max_side=max_side, targets=False)
+        return SyntheticTextDataset(synth_images, size=synth_size, seed=seed, split="val",
+                                    transform=transform, config=synth_config(synth_preset))
+    if spec.scheme == "icdar2015":
+        transform = EvalTransform(short_side=short_side or 736, max_side=max_side, targets=False)
+        return ICDAR2015Dataset(spec.root, "test", transform=transform, seed=seed)
+    transform = EvalTransform(short_side=short_side or 800, max_side=max_side, targets=False)
+    return TotalTextDataset(spec.root, "test", transform=transform, seed=seed)

@@ -1,0 +1,491 @@
+"""The training loop: :class:`TrainConfig` and :func:`train`.
+
+The defaults are MhLiao/DB's reference recipe: SGD, lr 0.007, momentum 0.9,
+weight decay 1e-4, poly decay ``lr = 0.007 * (1 - step / total) ** 0.9``,
+640 x 640 crops with the full augmentation, batch 16 (per process here).
+
+Outputs under ``config.out`` (only the main process writes):
+
+- ``config.json``: the configuration;
+- ``metrics.jsonl``: one JSON object per ``log_every`` steps: step, epoch, lr,
+  loss and its terms (means over the window and the processes), images/s (all
+  processes), the share of the window spent waiting for data, elapsed seconds;
+  a final ``{"event": "eval", ...}`` line holds the evaluation;
+- ``last.pt``: the checkpoint, every ``checkpoint_every`` steps and at the end
+  (atomic; see :mod:`dbnet_fast.engine.checkpoint`);
+- ``eval.json``: precision, recall, H-mean on the held-out set after training.
+
+``resume=True`` continues from ``out/last.pt`` exactly where it stopped: model,
+optimizer, schedule, step, epoch and position in the epoch, random generators
+(with ``num_workers=0`` or any worker count: samples are seeded by index).
+
+Multi-process: run under ``torchrun`` (see :mod:`dbnet_fast.engine.distributed`);
+each process reads its own share of every epoch, gradients are averaged by
+DistributedDataParallel, and all processes agree on the learning rate and on
+when to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dbnet_fast.data import collate
+from dbnet_fast.engine import distributed as dist_utils
+from dbnet_fast.engine.atomic import atomic_write_json, atomic_write_text
+from dbnet_fast.engine.checkpoint import (
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+    unwrap,
+)
+from dbnet_fast.engine.data import AUGMENTS, eval_dataset, parse_data_spec, synth_config, train_dataset
+from dbnet_fast.engine.evaluate import evaluate
+from dbnet_fast.engine.schedule import EpochSampler, PolySchedule, ThreadTuner
+from dbnet_fast.model import BACKBONES, NECKS, DBLoss
+from dbnet_fast.postprocess import DBPostProcessor
+
+OPTIMIZERS = ("sgd", "adamw")
+# Settings that must not change when resuming: they decide the data order or the model.
+RESUME_FIXED = ("data", "arch", "neck", "dcn", "inner_channels", "image_size", "batch_size",
+                "seed", "augment", "synth_images", "synth_size", "synth_preset", "optimizer")
+
+
+@dataclass
+class TrainConfig:
+    """Everything :func:`train` needs; the defaults are the reference recipe.
+
+    Length (at least one): ``epochs``, ``max_steps``, ``time_budget_min``
+    (minutes of training; the run stops cleanly after the step that crosses
+    it, then saves and evaluates). With several, the first reached ends it.
+    ``batch_size`` is per process.
+    """
+
+    data: str = "synthetic"
+    arch: str = "resnet18"
+    neck: str = "fpn"
+    dcn: bool = False
+    inner_channels: int = 256
+    pretrained_backbone: bool = False
+    image_size: int = 640
+    batch_size: int = 16
+    epochs: int | None = None
+    max_steps: int | None = None
+    time_budget_min: float | None = None
+    optimizer: str = "sgd"
+    lr: float = 0.007
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    power: float = 0.9
+    warmup_steps: int = 0
+    amp: bool = False
+    augment: str = "full"
+    out: str = "runs/train"
+    resume: bool = False
+    checkpoint_every: int = 500
+    log_every: int = 10
+    num_workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    # torch intra-op threads of the training process: None leaves torch's setting,
+    # an int sets it, "auto" picks 1 .. cores by measured step time (ThreadTuner)
+    threads: int | str | None = None
+    # synthetic data: training images per epoch, render size (default image_size), preset
+    synth_images: int = 20000
+    synth_size: int | None = None
+    synth_preset: str = "default"
+    # evaluation after training (held-out synthetic "val" images, or the test split)
+    evaluate: bool = True
+    eval_images: int = 100
+    eval_batch_size: int = 1
+    thresh: float = 0.3
+    box_thresh: float = 0.6
+    unclip_ratio: float = 1.5
+    progress: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first bad setting."""
+        parse_data_spec(self.data)
+        if self.arch not in BACKBONES:
+            raise ValueError(f"arch must be one of {BACKBONES}, got {self.arch!r}")
+        if self.neck not in NECKS:
+            raise ValueError(f"neck must be one of {NECKS}, got {self.neck!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
+        synth_config(self.synth_preset)
+        for name in ("image_size", "batch_size", "checkpoint_every", "log_every", "synth_images",
+                     "eval_images", "eval_batch_size"):
+            _positive_int(self, name)
+        for name in ("epochs", "max_steps", "synth_size"):
+            if getattr(self, name) is not None:
+                _positive_int(self, name)
+        if self.image_size % 32:
+            raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
+        if self.synth_size is not None and self.synth_size < 32:
+            raise ValueError(f"synth_size must be >= 32, got {self.synth_size}")
+        if self.time_budget_min is not None and not (
+                math.isfinite(self.time_budget_min) and self.time_budget_min > 0):
+            raise ValueError(f"time_budget_min must be > 0 minutes, got {self.time_budget_min}")
+        if self.epochs is None and self.max_steps is None and self.time_budget_min is None:
+            raise ValueError("give the length of training: epochs, max_steps or time_budget_min")
+        for name in ("lr", "power"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.warmup_steps < 0 or self.num_workers < 0 or self.seed < 0:
+            raise ValueError("warmup_steps, num_workers and seed must be >= 0")
+        if self.threads is not None and self.threads != "auto" and (
+                isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                or self.threads < 1):
+            raise ValueError(f"threads must be None, 'auto' or an int >= 1, got {self.threads!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        for name in ("thresh", "box_thresh"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.unclip_ratio > 0:
+            raise ValueError(f"unclip_ratio must be > 0, got {self.unclip_ratio}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def postprocessor(self) -> DBPostProcessor:
+        return DBPostProcessor(thresh=self.thresh, box_thresh=self.box_thresh,
+                               unclip_ratio=self.unclip_ratio)
+
+
+def _positive_int(config, name):
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python's, NumPy's global and torch's generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+class _Logger:
+    """metrics.jsonl and the tqdm bar of the main process (no-ops elsewhere)."""
+
+    def __init__(self, out: Path, enabled: bool, progress: bool, total: int | None,
+                 initial: int, resume_step: int | None):
+        self.enabled = enabled
+        self.path = out / "metrics.jsonl"
+        self.bar = None
+        if not enabled:
+            return
+        if resume_step is not None and self.path.exists():
+            # drop records past the checkpoint: the resumed run writes them again
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step
+                    and "event" not in json.loads(line)]
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        elif resume_step is None:
+            atomic_write_text(self.path, "")
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc="train", unit="step",
+                            dynamic_ncols=True)
+
+    def record(self, values: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(values) + "\n")
+            f.flush()
+
+    def advance(self, postfix: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def write(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _check_resume(saved: dict, config: TrainConfig, world_size: int) -> None:
+    changed = [name for name in RESUME_FIXED
+               if name in saved and saved[name] != getattr(config, name)]
+    if changed:
+        detail = ", ".join(f"{n}: {saved[n]!r} -> {getattr(config, n)!r}" for n in changed)
+        raise ValueError(f"resume: these settings differ from the checkpoint's ({detail}); "
+                         "they must match to continue the same run")
+    if saved.get("world_size", 1) != world_size:
+        raise ValueError(f"resume: the checkpoint was written by {saved.get('world_size', 1)} "
+                         f"processes, this run has {world_size}")
+
+
+def _autocast(device: torch.device, enabled: bool):
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+def train(config: TrainConfig) -> dict:
+    """Trains a DBNet as ``config`` says.
+
+    Returns a summary dict: ``step``, ``epoch``, ``elapsed_s``, ``stopped_by``
+    ("max_steps", "epochs" or "time_budget"), ``checkpoint`` (path), ``device``,
+    ``eval`` (the final evaluation, None if skipped or not the main process) and
+    ``model`` (the trained model, unwrapped, in training mode)."""
+    config.validate()
+    ctx = dist_utils.setup(config.device)
+    try:
+        return _train(config, ctx)
+    finally:
+        dist_utils.cleanup(ctx)
+
+
+def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
+    device = ctx.device
+    out = Path(config.out)
+    checkpoint_path = out / "last.pt"
+    spec = parse_data_spec(config.data)
+    seed_everything(config.seed)
+
+    model = build_model(config.arch, config.neck, config.dcn, inner_channels=config.inner_channels,
+                        pretrained_backbone=config.pretrained_backbone).to(device).train()
+    loss_fn = DBLoss(k=model.k)
+    optimizer = make_optimizer(config, model)
+    scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
+
+    dataset = train_dataset(spec, image_size=config.image_size, augment=config.augment,
+                            seed=config.seed, synth_images=config.synth_images,
+                            synth_size=config.synth_size, synth_preset=config.synth_preset)
+    global_batch = config.batch_size * ctx.world_size
+    steps_per_epoch = len(dataset) // global_batch
+    if steps_per_epoch == 0:
+        raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of "
+                         f"{global_batch} (batch_size {config.batch_size} x {ctx.world_size} "
+                         "processes)")
+    limits = [n for n in (config.max_steps,
+                          config.epochs * steps_per_epoch if config.epochs else None) if n]
+    total_steps = min(limits) if limits else None
+    budget_s = config.time_budget_min * 60.0 if config.time_budget_min is not None else None
+    schedule = PolySchedule(optimizer, total_steps, budget_s, config.power, config.warmup_steps)
+
+    step = epoch = epoch_step = 0
+    elapsed_before = 0.0
+    saved_config = dict(config.to_dict(), world_size=ctx.world_size)
+    if config.resume:
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"resume: no checkpoint at {checkpoint_path}")
+        state = load_checkpoint(checkpoint_path, map_location=device)
+        _check_resume(state["config"], config, ctx.world_size)
+        unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["scheduler"])
+        if scaler is not None and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
+        elapsed_before = state["elapsed"]
+        set_rng_state(state["rng"])
+        del state
+
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", saved_config)
+    net = model
+    if ctx.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    logger = _Logger(out, ctx.is_main, config.progress, total_steps, step,
+                     step if config.resume else None)
+    logger.write(f"training DBNet-{config.arch} ({config.neck}) on {spec}: {len(dataset)} images "
+                 f"of {config.image_size}, batch {config.batch_size} x {ctx.world_size}, "
+                 f"{steps_per_epoch} steps/epoch, device {device}, amp {config.amp}"
+                 + (f", resumed at step {step}" if config.resume else ""))
+
+    def checkpoint(stopped: bool = False):
+        if ctx.is_main:
+            save_checkpoint(checkpoint_path, model, optimizer=optimizer, scheduler=schedule,
+                            scaler=scaler, step=step, epoch=epoch, epoch_step=epoch_step,
+                            elapsed=elapsed, config=saved_config)
+
+    tuner = None
+    if config.threads == "auto":
+        cores = torch.get_num_threads()
+        tuner = ThreadTuner({1, max(1, cores // 2), cores})
+    elif config.threads is not None:
+        torch.set_num_threads(config.threads)
+
+    start = time.perf_counter()
+    elapsed = elapsed_before
+    window = {"loss": 0.0, "loss_bce": 0.0, "loss_dice": 0.0, "loss_l1": 0.0}
+    window_steps, window_start, window_data = 0, time.perf_counter(), 0.0
+    stopped_by = None
+    while stopped_by is None:
+        dataset.set_epoch(epoch)
+        sampler = EpochSampler(len(dataset), config.batch_size, config.seed, epoch, ctx.rank,
+                               ctx.world_size, start_batch=epoch_step)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
+            num_workers=config.num_workers, collate_fn=collate,
+            pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(config.seed))
+        batches = iter(loader)
+        while True:
+            # every process uses the same clock (the slowest) for the schedule and the stop
+            elapsed = elapsed_before + time.perf_counter() - start
+            if budget_s is not None and ctx.distributed:
+                elapsed = _max_over(ctx, elapsed)
+            if total_steps is not None and step >= total_steps:
+                stopped_by = "max_steps" if total_steps == config.max_steps else "epochs"
+                break
+            if budget_s is not None and elapsed >= budget_s:
+                stopped_by = "time_budget"
+                break
+            waited = time.perf_counter()
+            batch = next(batches, None)
+            window_data += time.perf_counter() - waited
+            if batch is None:  # the epoch's batches are used up (epoch advanced below)
+                break
+            lr = schedule.step(step, elapsed)
+            if tuner is not None:
+                torch.set_num_threads(tuner.next_threads())
+            began = time.perf_counter()
+            terms = _train_step(net, loss_fn, optimizer, scaler, batch, device, config.amp)
+            if tuner is not None:
+                tuner.record(time.perf_counter() - began)
+            step += 1
+            epoch_step += 1
+            for key, value in terms.items():
+                window[key] += value
+            window_steps += 1
+            if epoch_step == steps_per_epoch:
+                epoch, epoch_step = epoch + 1, 0
+            if step % config.log_every == 0 or step == total_steps:
+                now = time.perf_counter()
+                means = dist_utils.all_reduce_mean(
+                    ctx, torch.tensor([window[k] / window_steps for k in window],
+                                      dtype=torch.float64)).tolist()
+                seconds = now - window_start
+                record = {"step": step, "epoch": epoch, "lr": lr,
+                          **{k: round(v, 6) for k, v in zip(window, means)},
+                          "images_per_s": round(window_steps * global_batch / seconds, 3),
+                          "data_wait": round(window_data / seconds, 4),
+                          "threads": torch.get_num_threads(),
+                          "elapsed_s": round(elapsed_before + now - start, 2)}
+                logger.record(record)
+                postfix = {"loss": f"{record['loss']:.3f}",
+                           "img/s": f"{record['images_per_s']:.2f}"}
+                if budget_s is not None:
+                    postfix["left"] = f"{max(0.0, budget_s - record['elapsed_s']) / 60:.1f} min"
+                logger.advance(postfix)
+                window = dict.fromkeys(window, 0.0)
+                window_steps, window_start, window_data = 0, now, 0.0
+            else:
+                logger.advance()
+            if step % config.checkpoint_every == 0:
+                elapsed = elapsed_before + time.perf_counter() - start
+                checkpoint()
+        del batches, loader
+
+    elapsed = elapsed_before + time.perf_counter() - start
+    if tuner is not None:
+        torch.set_num_threads(tuner.current)
+    checkpoint(stopped=True)
+    logger.close()
+    logger.write(f"stopped by {stopped_by} at step {step} (epoch {epoch}) after "
+                 f"{elapsed / 60:.1f} min; checkpoint {checkpoint_path}")
+    summary = {"step": step, "epoch": epoch, "elapsed_s": elapsed, "stopped_by": stopped_by,
+               "checkpoint": str(checkpoint_path), "device": str(device), "eval": None,
+               "model": model}
+    if config.evaluate and ctx.is_main:
+        summary["eval"] = run_final_eval(config, model, device, out, step)
+        logger.record({"event": "eval", "step": step, **summary["eval"]})
+    dist_utils.barrier(ctx)
+    return summary
+
+
+def _max_over(ctx, value: float) -> float:
+    """The largest ``value`` over the processes."""
+    if not ctx.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return float(t.item())
+
+
+def _train_step(net, loss_fn, optimizer, scaler, batch, device, amp) -> dict[str, float]:
+    images = batch["image"].to(device, non_blocking=True)
+    targets = {k: batch[k].to(device, non_blocking=True)
+               for k in ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")}
+    with _autocast(device, amp):
+        outputs = net(images)
+    total, terms = loss_fn(outputs, targets)
+    if not torch.isfinite(total):
+        raise FloatingPointError(f"the loss is {float(total)} (terms: "
+                                 f"{ {k: float(v) for k, v in terms.items()} }); lower the "
+                                 "learning rate")
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        total.backward()
+        optimizer.step()
+    return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+
+
+def run_final_eval(config: TrainConfig, model, device, out: Path, step: int) -> dict:
+    """Evaluates ``model`` on ``config``'s held-out set, writes ``out/eval.json``."""
+    spec = parse_data_spec(config.data)
+    dataset = eval_dataset(spec, seed=config.seed, synth_images=config.eval_images,
+                           synth_size=config.synth_size or config.image_size,
+                           synth_preset=config.synth_preset)
+    metrics = evaluate(unwrap(model), dataset, config.postprocessor(), device,
+                       config.eval_batch_size, amp=config.amp, progress=config.progress)
+    result = {"data": str(spec), "split": "val" if spec.scheme == "synthetic" else "test",
+              "step": step, "checkpoint": str(out / "last.pt"),
+              "postprocess": {"thresh": config.thresh, "box_thresh": config.box_thresh,
+                              "unclip_ratio": config.unclip_ratio}, **metrics}
+    atomic_write_json(out / "eval.json", result)
+    print(f"eval on {result['images']} held-out images ({result['data']}, {result['split']}): "
+          f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  "
+          f"H-mean {metrics['hmean']:.4f}", flush=True)
+    return result
