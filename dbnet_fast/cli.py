@@ -159,7 +159,8 @@ def _add_train(commands) -> None:
     p.add_argument("--power", type=float, default=0.9, help="poly decay power")
     p.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up steps")
     p.add_argument("--amp", action="store_true",
-                   help="mixed precision: bfloat16 autocast on the CPU, float16 + GradScaler on CUDA")
+                   help="mixed precision: bfloat16 autocast on the CPU, float16 + GradScaler "
+                   "on CUDA")
     p.add_argument("--augment", default="full", choices=AUGMENTS,
                    help="full (MhLiao/DB), light or none")
     p.add_argument("--out", default="runs/train", help="output folder (default: %(default)s)")

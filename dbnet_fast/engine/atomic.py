@@ -31,7 +31,8 @@ def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         os.chmod(tmp, _MODE)
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+        options = {} if binary else {"encoding": "utf-8"}
+        with os.fdopen(fd, "wb" if binary else "w", **options) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

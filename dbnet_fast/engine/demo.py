@@ -136,7 +136,7 @@ def run_demo(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN, eval_ima
     picture = detect_one(summary["checkpoint"], out / "demo_detection.png",
                          index=_picture_index(config, first=eval_images),
                          size=config.synth_size or config.image_size, preset=config.synth_preset,
-                         seed=seed, box_thresh=config.box_thresh, device=summary.get("device", "cpu"))
+                         seed=seed, box_thresh=config.box_thresh, device=summary["device"])
     result = {
         "recipe": {**DEMO_RECIPE, "time_budget_min": time_budget_min},
         "steps": summary["step"],

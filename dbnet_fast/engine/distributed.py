@@ -45,7 +45,8 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError as error:
-        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from error
+        raise ValueError(f"environment variable {name} must be an integer, "
+                         f"got {value!r}") from error
 
 
 def resolve_device(device: str) -> torch.device:

@@ -47,7 +47,13 @@ from dbnet_fast.engine.checkpoint import (
     set_rng_state,
     unwrap,
 )
-from dbnet_fast.engine.data import AUGMENTS, eval_dataset, parse_data_spec, synth_config, train_dataset
+from dbnet_fast.engine.data import (
+    AUGMENTS,
+    eval_dataset,
+    parse_data_spec,
+    synth_config,
+    train_dataset,
+)
 from dbnet_fast.engine.evaluate import evaluate
 from dbnet_fast.engine.schedule import EpochSampler, PolySchedule, ThreadTuner
 from dbnet_fast.model import BACKBONES, NECKS, DBLoss
@@ -246,6 +252,39 @@ class _Logger:
             self.bar.close()
 
 
+class _Window:
+    """Loss terms, step count and data-wait time since the last metrics record."""
+
+    KEYS = ("loss", "loss_bce", "loss_dice", "loss_l1")
+
+    def __init__(self):
+        self.reset(time.perf_counter())
+
+    def reset(self, now: float) -> None:
+        self.sums = dict.fromkeys(self.KEYS, 0.0)
+        self.steps, self.start, self.data_wait = 0, now, 0.0
+
+    def add(self, terms: dict[str, float]) -> None:
+        for key in self.KEYS:
+            self.sums[key] += terms[key]
+        self.steps += 1
+
+    def record(self, ctx, *, step: int, epoch: int, lr: float, global_batch: int,
+               elapsed: float) -> dict:
+        """The metrics record of the window (loss means over it and over the processes)."""
+        now = time.perf_counter()
+        means = dist_utils.all_reduce_mean(ctx, torch.tensor(
+            [self.sums[k] / self.steps for k in self.KEYS], dtype=torch.float64)).tolist()
+        seconds = now - self.start
+        record = {"step": step, "epoch": epoch, "lr": lr,
+                  **{k: round(v, 6) for k, v in zip(self.KEYS, means)},
+                  "images_per_s": round(self.steps * global_batch / seconds, 3),
+                  "data_wait": round(self.data_wait / seconds, 4),
+                  "threads": torch.get_num_threads(), "elapsed_s": round(elapsed, 2)}
+        self.reset(now)
+        return record
+
+
 def _check_resume(saved: dict, config: TrainConfig, world_size: int) -> None:
     changed = [name for name in RESUME_FIXED
                if name in saved and saved[name] != getattr(config, name)]
@@ -339,7 +378,7 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
                  f"{steps_per_epoch} steps/epoch, device {device}, amp {config.amp}"
                  + (f", resumed at step {step}" if config.resume else ""))
 
-    def checkpoint(stopped: bool = False):
+    def checkpoint():
         if ctx.is_main:
             save_checkpoint(checkpoint_path, model, optimizer=optimizer, scheduler=schedule,
                             scaler=scaler, step=step, epoch=epoch, epoch_step=epoch_step,
@@ -354,8 +393,7 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
 
     start = time.perf_counter()
     elapsed = elapsed_before
-    window = {"loss": 0.0, "loss_bce": 0.0, "loss_dice": 0.0, "loss_l1": 0.0}
-    window_steps, window_start, window_data = 0, time.perf_counter(), 0.0
+    window = _Window()
     stopped_by = None
     while stopped_by is None:
         dataset.set_epoch(epoch)
@@ -380,43 +418,30 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
                 break
             waited = time.perf_counter()
             batch = next(batches, None)
-            window_data += time.perf_counter() - waited
+            window.data_wait += time.perf_counter() - waited
             if batch is None:  # the epoch's batches are used up (epoch advanced below)
                 break
             lr = schedule.step(step, elapsed)
             if tuner is not None:
                 torch.set_num_threads(tuner.next_threads())
             began = time.perf_counter()
-            terms = _train_step(net, loss_fn, optimizer, scaler, batch, device, config.amp)
+            window.add(_train_step(net, loss_fn, optimizer, scaler, batch, device, config.amp))
             if tuner is not None:
                 tuner.record(time.perf_counter() - began)
             step += 1
             epoch_step += 1
-            for key, value in terms.items():
-                window[key] += value
-            window_steps += 1
             if epoch_step == steps_per_epoch:
                 epoch, epoch_step = epoch + 1, 0
             if step % config.log_every == 0 or step == total_steps:
-                now = time.perf_counter()
-                means = dist_utils.all_reduce_mean(
-                    ctx, torch.tensor([window[k] / window_steps for k in window],
-                                      dtype=torch.float64)).tolist()
-                seconds = now - window_start
-                record = {"step": step, "epoch": epoch, "lr": lr,
-                          **{k: round(v, 6) for k, v in zip(window, means)},
-                          "images_per_s": round(window_steps * global_batch / seconds, 3),
-                          "data_wait": round(window_data / seconds, 4),
-                          "threads": torch.get_num_threads(),
-                          "elapsed_s": round(elapsed_before + now - start, 2)}
+                record = window.record(ctx, step=step, epoch=epoch, lr=lr,
+                                       global_batch=global_batch,
+                                       elapsed=elapsed_before + time.perf_counter() - start)
                 logger.record(record)
                 postfix = {"loss": f"{record['loss']:.3f}",
                            "img/s": f"{record['images_per_s']:.2f}"}
                 if budget_s is not None:
                     postfix["left"] = f"{max(0.0, budget_s - record['elapsed_s']) / 60:.1f} min"
                 logger.advance(postfix)
-                window = dict.fromkeys(window, 0.0)
-                window_steps, window_start, window_data = 0, now, 0.0
             else:
                 logger.advance()
             if step % config.checkpoint_every == 0:
@@ -427,7 +452,7 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     elapsed = elapsed_before + time.perf_counter() - start
     if tuner is not None:
         torch.set_num_threads(tuner.current)
-    checkpoint(stopped=True)
+    checkpoint()
     logger.close()
     logger.write(f"stopped by {stopped_by} at step {step} (epoch {epoch}) after "
                  f"{elapsed / 60:.1f} min; checkpoint {checkpoint_path}")
