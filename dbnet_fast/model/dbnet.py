@@ -88,18 +88,26 @@ class DBNet(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
         _check_images(images)
         fused = self.neck(self.backbone(images))
-        prob_logits = self.prob_head(fused)  # float32 logits (the head leaves autocast)
-        device_type = prob_logits.device.type
-        if not self.training:
-            with torch.autocast(device_type=device_type, enabled=False):
-                return torch.sigmoid(prob_logits)
-        thresh_logits = self.thresh_head(fused)
+        return db_outputs(fused, self.prob_head, self.thresh_head, self.k, self.training)
+
+
+def db_outputs(fused: torch.Tensor, prob_head: nn.Module, thresh_head: nn.Module, k: float,
+               training: bool) -> dict[str, torch.Tensor] | torch.Tensor:
+    """The DB output contract from the fused features: in eval the probability
+    map (B, 1, H, W); in training the dict of logits, prob, thresh and binary,
+    the sigmoids and the binarization in float32 outside autocast."""
+    prob_logits = prob_head(fused)  # float32 logits (the head leaves autocast)
+    device_type = prob_logits.device.type
+    if not training:
         with torch.autocast(device_type=device_type, enabled=False):
-            prob = torch.sigmoid(prob_logits)
-            thresh = torch.sigmoid(thresh_logits)
-            binary = db_binarize(prob, thresh, self.k)
-        return {"prob_logits": prob_logits, "thresh_logits": thresh_logits,
-                "prob": prob, "thresh": thresh, "binary": binary}
+            return torch.sigmoid(prob_logits)
+    thresh_logits = thresh_head(fused)
+    with torch.autocast(device_type=device_type, enabled=False):
+        prob = torch.sigmoid(prob_logits)
+        thresh = torch.sigmoid(thresh_logits)
+        binary = db_binarize(prob, thresh, k)
+    return {"prob_logits": prob_logits, "thresh_logits": thresh_logits,
+            "prob": prob, "thresh": thresh, "binary": binary}
 
 
 def _check_images(images) -> None:

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dbnet_fast.model.head import DBHead
-from dbnet_fast.ops import db_binarize
+from dbnet_fast.model.dbnet import db_outputs
 
 STRIDE = 32
 """Input height and width must be multiples of this (the coarsest feature stride)."""
@@ -341,18 +341,7 @@ class PPOCRDet(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
         _check_images(images)
         fused = self.neck(self.backbone(images))
-        prob_logits = self.prob_head(fused)
-        device_type = prob_logits.device.type
-        if not self.training:
-            with torch.autocast(device_type=device_type, enabled=False):
-                return torch.sigmoid(prob_logits)
-        thresh_logits = self.thresh_head(fused)
-        with torch.autocast(device_type=device_type, enabled=False):
-            prob = torch.sigmoid(prob_logits)
-            thresh = torch.sigmoid(thresh_logits)
-            binary = db_binarize(prob, thresh, self.k)
-        return {"prob_logits": prob_logits, "thresh_logits": thresh_logits,
-                "prob": prob, "thresh": thresh, "binary": binary}
+        return db_outputs(fused, self.prob_head, self.thresh_head, self.k, self.training)
 
     def onnx_layers(self) -> Iterator[nn.Module]:
         """The layers that hold exported weights, in the export's node order

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "../../csrc/core/components.h"
 #include "../../csrc/core/postprocess.h"
 #include "../../csrc/core/raster.h"
@@ -19,18 +20,7 @@
 
 namespace {
 
-struct Reader {
-  const uint8_t* data;
-  size_t size;
-  template <class T> T take() {
-    T value{};
-    const size_t n = size < sizeof(T) ? size : sizeof(T);
-    std::memcpy(&value, data, n);
-    data += n;
-    size -= n;
-    return value;
-  }
-};
+using dbf_fuzz::Reader;
 
 void fail(const char* what) {
   std::fprintf(stderr, "fuzz_components: %s\n", what);

@@ -12,22 +12,12 @@
 #include <cstring>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "../cpp/test_targets_steps.h"
 
 namespace {
 
-struct Reader {
-  const uint8_t* data;
-  size_t size;
-  template <class T> T take() {
-    T value{};
-    const size_t n = size < sizeof(T) ? size : sizeof(T);
-    std::memcpy(&value, data, n);
-    data += n;
-    size -= n;
-    return value;
-  }
-};
+using dbf_fuzz::Reader;
 
 }  // namespace
 
