@@ -1,4 +1,5 @@
-"""The ``dbnet-fast`` command line: ``info``, ``bench``, ``train``, ``eval``, ``demo``.
+"""The ``dbnet-fast`` command line: ``info``, ``bench``, ``train``, ``eval``, ``detect``,
+``export``, ``demo``.
 
 ``python -m dbnet_fast.cli ...`` works the same (also under ``torchrun``)."""
 
@@ -112,6 +113,104 @@ def _demo(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         return _fail("demo", error)
     return 0 if result["eval"] is not None else 1
+
+
+def _model_name(args: argparse.Namespace) -> str:
+    return args.checkpoint if args.checkpoint is not None else args.model
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from dbnet_fast.engine.detect import detect_files
+
+    try:
+        result = detect_files(
+            args.inputs, args.out, _model_name(args), device=args.device,
+            batch_size=args.batch_size, output=args.output, limit_side_len=args.limit_side_len,
+            limit_type=args.limit_type, pad_to=args.pad_to, thresh=args.thresh,
+            box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio, amp=args.amp,
+            pictures=not args.no_pictures, workers=args.workers, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, TypeError) as error:
+        return _fail("detect", error)
+    if result["rank"] == 0:
+        where = f" on {result['world_size']} processes" if result["world_size"] > 1 else ""
+        print(f"{result['done']} of {result['images']} images done{where}, "
+              f"{result['detections']} text regions, {result['failed']} unreadable; "
+              f"outputs in {result['out']}")
+    return 1 if result["failed"] else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dbnet_fast.export import export_onnx
+    from dbnet_fast.predict import load_model
+
+    try:
+        model, _ = load_model(_model_name(args))
+        path = export_onnx(model, args.onnx, opset=args.opset, check=not args.no_check)
+    except (ValueError, FileNotFoundError, TypeError, RuntimeError, ImportError) as error:
+        return _fail("export", error)
+    print(f"written {path} (input 'images' (N, 3, H, W), output 'prob' (N, 1, H, W); "
+          f"{'checked with onnxruntime' if not args.no_check else 'not checked'})")
+    return 0
+
+
+def _add_model(p) -> None:
+    from dbnet_fast.predict import PPOCR_MODEL
+
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a checkpoint written by dbnet-fast train")
+    which.add_argument("--model", choices=(PPOCR_MODEL,),
+                       help="a pretrained model: ppocr-v4 is PaddleOCR's PP-OCRv4 mobile detector "
+                       "(read from the installed rapidocr-onnxruntime)")
+
+
+def _add_detect(commands) -> None:
+    from dbnet_fast.data.transforms import LIMIT_TYPES
+    from dbnet_fast.postprocess import OUTPUTS
+
+    p = commands.add_parser(
+        "detect", help="detect text in images: one JSON and one annotated PNG per image",
+        description="Detect text in images and folders of images. Writes OUT/<name>.json "
+        "(polygons in original pixels, scores, image size) and OUT/<name>.png. Unreadable "
+        "images are reported and skipped (exit code 1 at the end). Several processes or "
+        "machines: torchrun --nproc-per-node N -m dbnet_fast.cli detect ... shares the images "
+        "out, each process writing its own.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
+    _add_model(p)
+    p.add_argument("--out", default="runs/detect", help="output folder (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--output", default="quad", choices=OUTPUTS,
+                   help="quad: rotated rectangles; poly: polygons (curved text)")
+    p.add_argument("--limit-side-len", type=int, help="resize limit (default 960)")
+    p.add_argument("--limit-type", choices=LIMIT_TYPES,
+                   help="max: long side <= limit (default); min: short side >= limit; "
+                   "resize_long: long side = limit; short: short side = limit (MhLiao/DB)")
+    p.add_argument("--pad-to", type=int, default=32,
+                   help="pad inputs to multiples of this (a multiple of 32); images of one "
+                   "padded size share batches (default: %(default)s, no padding)")
+    p.add_argument("--thresh", type=float, help="binarisation threshold (default 0.3)")
+    p.add_argument("--box-thresh", type=float, help="minimum box score (default 0.6, or the "
+                   "checkpoint's)")
+    p.add_argument("--unclip-ratio", type=float, help="(default 1.5, or the checkpoint's)")
+    p.add_argument("--amp", action="store_true", help="bfloat16 (CPU) / float16 (CUDA) autocast")
+    p.add_argument("--no-pictures", action="store_true", help="JSON only, no annotated PNGs")
+    p.add_argument("--workers", type=int, default=2, help="image reading processes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_detect)
+
+
+def _add_export(commands) -> None:
+    from dbnet_fast.export import OPSET
+
+    p = commands.add_parser(
+        "export", help="export a model to ONNX (dynamic batch, height and width)",
+        description="Export the eval-mode model (images -> probability map) to ONNX and check "
+        "it with onnxruntime against PyTorch (max difference 1e-4).")
+    _add_model(p)
+    p.add_argument("--onnx", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default: %(default)s)")
+    p.add_argument("--no-check", action="store_true", help="do not run it with onnxruntime")
+    p.set_defaults(run=_export)
 
 
 def _threads(value: str):
@@ -259,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train(commands)
     _add_eval(commands)
+    _add_detect(commands)
+    _add_export(commands)
     _add_demo(commands)
     return parser
 

@@ -87,6 +87,48 @@ def normalize(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(planes).float().sub_(_MEAN_255).mul_(_INV_STD_255)
 
 
+LIMIT_TYPES = ("max", "min", "resize_long", "short")
+
+
+def inference_size(height: int, width: int, limit_side_len: int = 960, limit_type: str = "max",
+                   multiple: int = 32) -> tuple[int, int]:
+    """The model input size (h, w) for an image of (height, width) at inference.
+
+    ``limit_type`` (PaddleOCR's DetResizeForTest, type 0, for the first three):
+
+    - ``"max"`` (PaddleOCR's default, with 960): shrink so the long side is at
+      most ``limit_side_len``; never enlarge;
+    - ``"min"`` (RapidOCR's, with 736): enlarge so the short side is at least
+      ``limit_side_len``; never shrink;
+    - ``"resize_long"``: scale so the long side equals ``limit_side_len``;
+    - ``"short"`` (MhLiao/DB's evaluation, with 736): scale so the short side
+      equals ``limit_side_len`` (rounded to a multiple), the long side rounded up.
+
+    Sides are then rounded to the nearest multiple of ``multiple`` (at least one
+    multiple), truncating ``side * ratio`` first as PaddleOCR does.
+    """
+    if limit_type not in LIMIT_TYPES:
+        raise ValueError(f"limit_type must be one of {LIMIT_TYPES}, got {limit_type!r}")
+    if isinstance(limit_side_len, bool) or not isinstance(limit_side_len, (int, np.integer)) \
+            or limit_side_len < 1:
+        raise ValueError(f"limit_side_len must be a positive int, got {limit_side_len!r}")
+    if height < 1 or width < 1:
+        raise ValueError(f"image is empty: {height}x{width}")
+    m = multiple
+    if limit_type == "short":
+        short = max(m, round(limit_side_len / m) * m)
+        long_side = max(m, math.ceil(short / min(height, width) * max(height, width) / m) * m)
+        return (short, long_side) if height <= width else (long_side, short)
+    if limit_type == "max":
+        ratio = limit_side_len / max(height, width) if max(height, width) > limit_side_len else 1.0
+    elif limit_type == "min":
+        ratio = limit_side_len / min(height, width) if min(height, width) < limit_side_len else 1.0
+    else:
+        ratio = limit_side_len / max(height, width)
+    return (max(m, int(round(int(height * ratio) / m) * m)),
+            max(m, int(round(int(width * ratio) / m) * m)))
+
+
 # ----------------------------------------------------------------------------- geometry
 
 

@@ -95,13 +95,18 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def all_reduce_mean(ctx: DistContext, values: torch.Tensor) -> torch.Tensor:
-    """The mean over processes of a float tensor (returned as a new tensor)."""
+def all_reduce_sum(ctx: DistContext, values: torch.Tensor) -> torch.Tensor:
+    """The sum over processes of a tensor (returned as a new tensor)."""
     if not ctx.distributed:
         return values.clone()
     out = values.detach().clone().to(_comm_device(ctx))
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return (out / ctx.world_size).to(values.device)
+    return out.to(values.device)
+
+
+def all_reduce_mean(ctx: DistContext, values: torch.Tensor) -> torch.Tensor:
+    """The mean over processes of a float tensor (returned as a new tensor)."""
+    return all_reduce_sum(ctx, values) / ctx.world_size
 
 
 def any_process(ctx: DistContext, flag: bool) -> bool:

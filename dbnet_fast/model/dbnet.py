@@ -51,6 +51,9 @@ class DBNet(nn.Module):
     ReLU gain), zero conv biases, BatchNorm weight 1 and bias 1e-4.
     """
 
+    input_norm = "imagenet"
+    """Inputs are RGB, normalised with the ImageNet mean and std (:func:`dbnet_fast.data.normalize`)."""
+
     def __init__(
         self,
         backbone: str = "resnet18",

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dbnet_fast.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dbnet_fast.model.head import DBHead
 from dbnet_fast.model.dbnet import db_outputs
 
@@ -73,6 +74,7 @@ NECK_CHANNELS = 96
 
 PPOCR_MEAN = 0.5
 PPOCR_STD = 0.5
+INPUT_NORMS = ("ppocr", "imagenet")
 
 
 # --------------------------------------------------------------------------- layers
@@ -320,27 +322,46 @@ class PPOCRDet(nn.Module):
     Built by itself it is randomly initialised; :func:`load_ppocr_det` loads
     the pretrained weights (all but ``thresh_head``, which the inference
     export lacks and which keeps DBNet's initialisation).
+
+    ``input_norm``: ``"ppocr"`` takes PP-OCR's inputs (above); ``"imagenet"``
+    takes DBNet's (RGB, ImageNet mean and std, as dbnet_fast's data pipeline
+    and :class:`~dbnet_fast.model.dbnet.DBNet` use) and converts them exactly
+    to PP-OCR's first (a channel flip and an affine map), so the pretrained
+    weights fine-tune with the usual trainer.
     """
 
-    def __init__(self, k: float = 50.0):
+    def __init__(self, k: float = 50.0, input_norm: str = "ppocr"):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, numbers.Real) or not math.isfinite(k) or k <= 0:
             raise ValueError(f"k must be a finite positive number, got {k!r}")
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
         self.k = float(k)
+        self.input_norm = input_norm
+        # PP-OCR input = imagenet input * scale + shift, per BGR channel (from RGB reversed)
+        std = torch.tensor(IMAGENET_STD[::-1]).view(1, 3, 1, 1)
+        mean = torch.tensor(IMAGENET_MEAN[::-1]).view(1, 3, 1, 1)
+        self.register_buffer("_imagenet_scale", std / PPOCR_STD, persistent=False)
+        self.register_buffer("_imagenet_shift", (mean - PPOCR_MEAN) / PPOCR_STD, persistent=False)
         self.backbone = PPLCNetV3()
         self.neck = RSEFPN(self.backbone.out_channels, NECK_CHANNELS)
         self.prob_head = DBHead(NECK_CHANNELS)
         self.thresh_head = DBHead(NECK_CHANNELS)
         self.thresh_head.apply(_init_head)
 
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images)
+        if self.input_norm == "imagenet":
+            images = images.flip(1) * self._imagenet_scale.to(images.dtype) \
+                + self._imagenet_shift.to(images.dtype)
+        return self.neck(self.backbone(images))
+
     def prob_logits(self, images: torch.Tensor) -> torch.Tensor:
         """The probability head's logits (B, 1, H, W), float32 (float64 model: float64)."""
-        _check_images(images)
-        return self.prob_head(self.neck(self.backbone(images)))
+        return self.prob_head(self._features(images))
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
-        _check_images(images)
-        fused = self.neck(self.backbone(images))
+        fused = self._features(images)
         return db_outputs(fused, self.prob_head, self.thresh_head, self.k, self.training)
 
     def onnx_layers(self) -> Iterator[nn.Module]:
@@ -392,13 +413,15 @@ def default_onnx_path() -> str:
                             f"{RAPIDOCR_PACKAGE} ({list(spec.submodule_search_locations)}); {how}")
 
 
-def load_ppocr_det(path: str | os.PathLike | None = None, k: float = 50.0) -> PPOCRDet:
+def load_ppocr_det(path: str | os.PathLike | None = None, k: float = 50.0,
+                   input_norm: str = "ppocr") -> PPOCRDet:
     """PP-OCRv4 mobile detector with PaddleOCR's pretrained weights, in eval mode.
 
     Args:
         path: the ONNX export ``ch_PP-OCRv4_det_infer.onnx``; None: the copy in
             the installed rapidocr-onnxruntime (:func:`default_onnx_path`).
         k: the DB amplifying factor used in training mode.
+        input_norm: the input normalisation the module takes (see :class:`PPOCRDet`).
 
     Needs the ``onnx`` package (ImportError saying so otherwise). A missing file
     raises FileNotFoundError; a file that is not this model's export raises
@@ -413,7 +436,7 @@ def load_ppocr_det(path: str | os.PathLike | None = None, k: float = 50.0) -> PP
             f"load_ppocr_det: no file {os.fspath(path)!r}; {ONNX_FILE} ships in the wheel of "
             f"rapidocr-onnxruntime 1.4.4 (`pip install --no-deps rapidocr-onnxruntime==1.4.4`, "
             f"then call load_ppocr_det() without a path)")
-    model = PPOCRDet(k=k)
+    model = PPOCRDet(k=k, input_norm=input_norm)
     load_onnx_weights(model, os.fspath(path))
     return model.eval()
 
@@ -422,14 +445,9 @@ def load_ppocr_det(path: str | os.PathLike | None = None, k: float = 50.0) -> PP
 
 
 def ppocr_resize(image: np.ndarray, limit_side_len: int = 960, limit_type: str = "max"):
-    """Resize like PaddleOCR's detection inference (DetResizeForTest, type 0).
-
-    ``limit_type="max"`` (PaddleOCR's default): shrink so the longer side is at
-    most ``limit_side_len`` (never enlarge); ``"min"`` (RapidOCR's, with 736):
-    enlarge so the shorter side is at least ``limit_side_len``;
-    ``"resize_long"``: scale so the longer side equals it. Then each side is
-    rounded to the nearest multiple of 32 (at least 32) and the image is
-    resized with ``cv2.resize`` (bilinear).
+    """Resize like PaddleOCR's detection inference (DetResizeForTest, type 0):
+    the size of :func:`~dbnet_fast.data.transforms.inference_size` (``"max"``,
+    ``"min"``, ``"resize_long"``; multiples of 32), ``cv2.resize`` bilinear.
 
     Args:
         image: (H, W, 3) uint8 (any dtype cv2.resize takes), BGR.
@@ -439,23 +457,18 @@ def ppocr_resize(image: np.ndarray, limit_side_len: int = 960, limit_type: str =
     """
     import cv2
 
+    from dbnet_fast.data.transforms import inference_size
+
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"ppocr_resize: image must be an (H, W, 3) array, got "
                          f"{getattr(image, 'shape', type(image).__name__)}")
     h, w = image.shape[:2]
     if h == 0 or w == 0:
         raise ValueError(f"ppocr_resize: empty image {h}x{w}")
-    if limit_type == "max":
-        ratio = limit_side_len / max(h, w) if max(h, w) > limit_side_len else 1.0
-    elif limit_type == "min":
-        ratio = limit_side_len / min(h, w) if min(h, w) < limit_side_len else 1.0
-    elif limit_type == "resize_long":
-        ratio = limit_side_len / max(h, w)
-    else:
-        raise ValueError(f"ppocr_resize: limit_type must be 'max', 'min' or 'resize_long', "
-                         f"got {limit_type!r}")
-    new_h = max(int(round(int(h * ratio) / STRIDE) * STRIDE), STRIDE)
-    new_w = max(int(round(int(w * ratio) / STRIDE) * STRIDE), STRIDE)
+    if limit_type == "short":
+        raise ValueError("ppocr_resize: limit_type must be 'max', 'min' or 'resize_long', "
+                         "got 'short'")
+    new_h, new_w = inference_size(h, w, limit_side_len, limit_type, STRIDE)
     resized = cv2.resize(image, (new_w, new_h))
     return resized, (new_h / h, new_w / w)
 

@@ -1,0 +1,182 @@
+"""``dbnet-fast detect``: text detection over files and folders.
+
+For each image ``OUT/<name>.json`` (the image's path and size, the model, the
+polygons in original pixels and their scores) and ``OUT/<name>.png`` (the
+image with the polygons drawn). ``<name>`` is the file's stem; images with the
+same stem get ``-1``, ``-2``, ... in the order listed.
+
+Images that cannot be read are reported and skipped; the run goes on and
+:func:`detect_files` says how many failed (the command then exits non-zero).
+
+Under ``torchrun`` every process takes the images ``rank, rank + world_size,
+...`` of the sorted list (all processes list the same inputs), runs on its own
+device (``cuda:LOCAL_RANK`` on GPUs) and writes the outputs of its images
+itself, plus ``OUT/summary.rank<R>.json``; no image is done twice or lost, and
+nothing is merged by hand. The processes then add up their counts so every
+one of them returns (and exits with) the same verdict.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from dbnet_fast.engine.atomic import atomic_write_image, atomic_write_json
+from dbnet_fast.predict import DBPredictor, ImageReadError, PreparedImage, list_images
+
+CHUNK_BATCHES = 4
+"""Images prepared ahead of the model, in batches: shape grouping works within a chunk."""
+
+
+@dataclass
+class _Loaded:
+    index: int
+    image: np.ndarray | None = None
+    prepared: PreparedImage | None = None
+    error: str | None = None
+
+
+class _Images(torch.utils.data.Dataset):
+    """Reads and prepares images in DataLoader workers; errors come back as values."""
+
+    def __init__(self, paths: Sequence[Path], predictor: DBPredictor, indices: Sequence[int]):
+        self.paths, self.predictor, self.indices = paths, predictor, indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        index = self.indices[i]
+        try:
+            image = self.predictor.to_bgr(self.paths[index])
+            return _Loaded(index, image, self.predictor.prepare(image))
+        except (ImageReadError, ValueError, TypeError, OSError) as error:
+            return _Loaded(index, error=str(error))
+
+
+def _as_is(item):
+    return item
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """One output name per input: the stem, with ``-k`` on the k-th repeat of a stem."""
+    seen: Counter = Counter()
+    names = []
+    for path in paths:
+        stem = path.stem
+        names.append(stem if seen[stem] == 0 else f"{stem}-{seen[stem]}")
+        seen[stem] += 1
+    return names
+
+
+def detection_record(path, size, detections, model: str, output: str) -> dict:
+    """The JSON of one image: polygons as lists of [x, y] in original pixels."""
+    boxes = detections.boxes
+    return {
+        "image": str(path), "height": int(size[0]), "width": int(size[1]), "model": model,
+        "output": output, "count": len(detections),
+        "detections": [{"points": np.asarray(box, np.float64).round(2).tolist(),
+                        "score": round(float(score), 5)}
+                       for box, score in zip(boxes, detections.scores.tolist())],
+    }
+
+
+def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", batch_size: int = 8,
+                 output: str = "quad", limit_side_len: int | None = None,
+                 limit_type: str | None = None, pad_to: int = 32, thresh: float | None = None,
+                 box_thresh: float | None = None, unclip_ratio: float | None = None,
+                 amp: bool = False, pictures: bool = True, workers: int = 2,
+                 progress: bool = True) -> dict:
+    """Detects text in images (files, or folders of them) and writes the outputs
+    described in the module documentation. ``model``: a checkpoint path or
+    ``"ppocr-v4"``. Returns the counts of all processes: ``images``, ``done``,
+    ``failed``, ``detections``, ``seconds``, and this process's ``errors``."""
+    from dbnet_fast.engine import distributed
+
+    paths = list_images(inputs)
+    if not paths:
+        raise ValueError("detect: no images found in the inputs")
+    ctx = distributed.setup(device)
+    try:
+        options = {k: v for k, v in (("thresh", thresh), ("box_thresh", box_thresh),
+                                     ("unclip_ratio", unclip_ratio)) if v is not None}
+        predictor = DBPredictor(model, ctx.device, limit_side_len=limit_side_len,
+                                limit_type=limit_type, batch_size=batch_size, pad_to=pad_to,
+                                amp=amp, postprocess={**options, "output": output})
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        names = output_names(paths)
+        mine = list(range(ctx.rank, len(paths), ctx.world_size))
+        counts, errors = _detect_shard(predictor, paths, names, mine, out, str(model), output,
+                                       pictures, workers, progress and ctx.is_main)
+        atomic_write_json(out / f"summary.rank{ctx.rank}.json",
+                          {"rank": ctx.rank, "world_size": ctx.world_size,
+                           "device": str(ctx.device), **counts, "errors": errors})
+        totals = torch.tensor([counts["done"], counts["failed"], counts["detections"]])
+        done, failed, found = distributed.all_reduce_sum(ctx, totals).tolist()
+    finally:
+        distributed.cleanup(ctx)
+    return {"images": len(paths), "done": done, "failed": failed, "detections": found,
+            "seconds": counts["seconds"], "errors": errors, "out": str(out),
+            "rank": ctx.rank, "world_size": ctx.world_size}
+
+
+def _detect_shard(predictor, paths, names, indices, out, model, output, pictures, workers,
+                  progress):
+    from dbnet_fast.engine.demo import draw_detections
+
+    loader = torch.utils.data.DataLoader(
+        _Images(paths, predictor, indices), batch_size=None, collate_fn=_as_is, num_workers=workers,
+        prefetch_factor=predictor.batch_size if workers > 0 else None)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(indices), desc="detect", unit="img", dynamic_ncols=True)
+    start = time.perf_counter()
+    counts = {"done": 0, "failed": 0, "detections": 0}
+    errors = []
+
+    def flush(chunk: list[_Loaded]):
+        found = predictor.run([item.prepared for item in chunk])
+        for item, detections in zip(chunk, found):
+            name = names[item.index]
+            record = detection_record(paths[item.index], item.prepared.size, detections, model,
+                                      output)
+            atomic_write_json(out / f"{name}.json", record, indent=None)
+            if pictures:
+                picture = draw_detections(item.image, [b.numpy() for b in detections.boxes],
+                                          zoom=1, legend=False)
+                atomic_write_image(out / f"{name}.png", picture)
+            counts["done"] += 1
+            counts["detections"] += len(detections)
+        if bar is not None:
+            bar.update(len(chunk))
+
+    chunk: list[_Loaded] = []
+    try:
+        for item in loader:
+            if item.error is not None:
+                errors.append(item.error)
+                counts["failed"] += 1
+                print(f"dbnet-fast detect: skipped {item.error}", flush=True)
+                if bar is not None:
+                    bar.update(1)
+                continue
+            chunk.append(item)
+            if len(chunk) >= predictor.batch_size * CHUNK_BATCHES:
+                flush(chunk)
+                chunk = []
+        if chunk:
+            flush(chunk)
+    finally:
+        if bar is not None:
+            bar.close()
+    counts["seconds"] = time.perf_counter() - start
+    return counts, errors

@@ -1,0 +1,286 @@
+"""DBPredictor: images of any sizes in, one :class:`~dbnet_fast.postprocess.Detections`
+per image out, in original-image pixels.
+
+Each image is resized for the model (:func:`~dbnet_fast.data.transforms.inference_size`:
+a limit on a side, multiples of 32, bilinear as PaddleOCR and MhLiao/DB) and
+normalised as the model expects (its ``input_norm``). Images are grouped into
+batches, the model and the post-processing run on the predictor's device, and
+boxes are scaled back to each original image.
+
+Batching: images whose padded model input has the same size share a batch.
+An image's padding depends on that image alone (bottom and right, up to the
+next multiple of ``pad_to``, zeros after normalisation: the mean colour), never
+on the other images of the batch, so an image gives the same boxes alone and
+in any batch (the maps agree to float rounding, about 1e-5, as the convolution
+kernels differ with the batch size). Padding to the largest image of each batch
+would not: global pooling (squeeze-excitation in PP-LCNetV3 and MobileNetV3)
+and the convolutions near the edge would see the other images' padding.
+
+- ``pad_to=32`` (default): no padding beyond the resize's multiple of 32, so the
+  maps are exactly the model's on each image (PaddleOCR's results). Photos from
+  one camera, scans and video frames share a few sizes, so batches stay full.
+- ``pad_to=128`` (or any multiple of 32): fewer distinct sizes, fuller batches
+  when every image has its own size; each map is cropped back to its image
+  before post-processing, so boxes stay in place, but the model sees the
+  padding, which can move scores near the bottom and right edges.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from dbnet_fast.data.transforms import LIMIT_TYPES, inference_size, normalize
+from dbnet_fast.postprocess import DBPostProcessor, Detections
+
+COLORS = ("bgr", "rgb")
+PPOCR_MODEL = "ppocr-v4"
+"""``model_or_checkpoint`` name of PaddleOCR's pretrained PP-OCRv4 mobile detector."""
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+
+# PaddleOCR's inference settings; a checkpoint's own thresholds replace these.
+# Shrinking large images only suits any model at the scale it was trained at.
+_DEFAULTS = {"limit_side_len": 960, "limit_type": "max", "thresh": 0.3, "box_thresh": 0.6,
+             "unclip_ratio": 1.5}
+
+
+class ImageReadError(ValueError):
+    """An image file that is missing or that OpenCV cannot decode."""
+
+
+@dataclass
+class PreparedImage:
+    """One image ready for the model: ``tensor`` (3, h, w) float32 normalised,
+    ``size`` the original (H, W)."""
+
+    tensor: torch.Tensor
+    size: tuple[int, int]
+
+
+def read_image(path) -> np.ndarray:
+    """An image file as an (H, W, 3) uint8 BGR array (grey and alpha images converted);
+    :class:`ImageReadError` naming the file when it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    data = np.fromfile(path, dtype=np.uint8)  # imdecode: non-ASCII paths work too
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageReadError(f"{path}: not an image OpenCV can decode")
+    return image
+
+
+def list_images(inputs: Iterable) -> list[Path]:
+    """Files and folders (their images, sorted, not recursive) -> image paths.
+
+    A path that does not exist raises FileNotFoundError; files given explicitly
+    are kept whatever their suffix (a bad one is reported when read)."""
+    paths = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.exists():
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    return paths
+
+
+def load_model(model_or_checkpoint, device="cpu"):
+    """A module, ``"ppocr-v4"`` or a checkpoint path -> ``(model in eval mode on device,
+    post-processing defaults from its training configuration)``."""
+    from dbnet_fast.engine.checkpoint import load_checkpoint, model_from_checkpoint
+
+    if isinstance(model_or_checkpoint, torch.nn.Module):
+        return model_or_checkpoint.to(device).eval(), dict(_DEFAULTS)
+    if model_or_checkpoint == PPOCR_MODEL:
+        from dbnet_fast.model import load_ppocr_det
+
+        return load_ppocr_det().to(device).eval(), dict(_DEFAULTS)
+    if not isinstance(model_or_checkpoint, (str, os.PathLike)):
+        raise TypeError(f"DBPredictor: model_or_checkpoint must be a torch.nn.Module, "
+                        f"{PPOCR_MODEL!r} or a checkpoint path, got "
+                        f"{type(model_or_checkpoint).__name__}")
+    state = load_checkpoint(model_or_checkpoint)
+    model = model_from_checkpoint(state, device)
+    trained = state.get("config", {})
+    defaults = dict(_DEFAULTS)
+    defaults.update({k: trained[k] for k in ("thresh", "box_thresh", "unclip_ratio")
+                     if isinstance(trained.get(k), (int, float))})
+    return model, defaults
+
+
+def _normalizer(model):
+    """The function (H, W, 3) uint8 BGR -> (3, H, W) float32 that ``model`` expects."""
+    norm = getattr(model, "input_norm", "imagenet")
+    if norm == "imagenet":
+        return normalize
+    if norm == "ppocr":
+        from dbnet_fast.model import ppocr_normalize
+
+        return lambda image: ppocr_normalize(image)[0]
+    raise ValueError(f"DBPredictor: unknown model input_norm {norm!r}")
+
+
+class DBPredictor:
+    """Batched text detection with a DB model (see the module documentation).
+
+    Args:
+        model_or_checkpoint: a DBNet / PPOCRDet module, ``"ppocr-v4"`` (PaddleOCR's
+            pretrained detector, :func:`~dbnet_fast.model.load_ppocr_det`) or the
+            path of a checkpoint written by ``dbnet-fast train``.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a
+            ``torch.device``; model and post-processing run there.
+        limit_side_len, limit_type: the resize policy
+            (:func:`~dbnet_fast.data.transforms.inference_size`). Default: the
+            long side at most 960 (PaddleOCR's inference setting).
+        batch_size: images per forward pass.
+        pad_to: each input is padded to a multiple of this (a multiple of 32);
+            images of the same padded size share batches (module documentation).
+        amp: autocast (float16 on CUDA, bfloat16 on the CPU).
+        color: channel order of NumPy arrays and tensors given to the call;
+            None: BGR for arrays (as ``cv2.imread``), RGB for tensors (as
+            ``torchvision.io.read_image``). Files are always read correctly.
+        postprocess: a :class:`DBPostProcessor`, or a dict of its fields that
+            update the defaults (thresh 0.3, box_thresh 0.6, unclip_ratio 1.5;
+            a checkpoint's own training settings when it has them).
+
+    Call: ``predictor(images)`` with one image or a list; each a path, an
+    (H, W, 3) / (H, W) / (H, W, 4) uint8 NumPy array or a (3, H, W) / (H, W)
+    uint8 tensor, or a (B, 3, H, W) uint8 tensor. Returns a list of Detections in the input order (a list
+    also for a single image).
+    """
+
+    def __init__(self, model_or_checkpoint, device="auto", *, limit_side_len: int | None = None,
+                 limit_type: str | None = None, batch_size: int = 8, pad_to: int = 32,
+                 amp: bool = False, color: str | None = None,
+                 postprocess: DBPostProcessor | dict | None = None):
+        from dbnet_fast.engine.distributed import resolve_device
+
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.model, defaults = load_model(model_or_checkpoint, self.device)
+        self.limit_side_len = defaults["limit_side_len"] if limit_side_len is None else limit_side_len
+        self.limit_type = defaults["limit_type"] if limit_type is None else limit_type
+        inference_size(32, 32, self.limit_side_len, self.limit_type)  # validates both
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"DBPredictor: batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 32 or pad_to % 32:
+            raise ValueError(f"DBPredictor: pad_to must be a positive multiple of 32, got {pad_to!r}")
+        if color is not None and color not in COLORS:
+            raise ValueError(f"DBPredictor: color must be None or one of {COLORS}, got {color!r}")
+        self.batch_size, self.pad_to, self.amp, self.color = batch_size, pad_to, bool(amp), color
+        self.postprocessor = self._postprocessor(postprocess, defaults)
+        self._normalize = _normalizer(self.model)
+
+    @staticmethod
+    def _postprocessor(postprocess, defaults) -> DBPostProcessor:
+        if isinstance(postprocess, DBPostProcessor):
+            return postprocess
+        names = {f.name for f in fields(DBPostProcessor)}
+        settings = {k: v for k, v in defaults.items() if k in names}
+        if postprocess is not None:
+            if not isinstance(postprocess, dict):
+                raise TypeError("DBPredictor: postprocess must be a DBPostProcessor, a dict or None, "
+                                f"got {type(postprocess).__name__}")
+            unknown = set(postprocess) - names
+            if unknown:
+                raise ValueError(f"DBPredictor: unknown postprocess settings {sorted(unknown)}; "
+                                 f"known: {sorted(names)}")
+            settings.update(postprocess)
+        return DBPostProcessor(**settings)
+
+    # ------------------------------------------------------------------ preparing
+
+    def to_bgr(self, image) -> np.ndarray:
+        """Any accepted image (see the class documentation) -> (H, W, 3) uint8 BGR."""
+        if isinstance(image, (str, os.PathLike)):
+            return read_image(image)
+        if isinstance(image, torch.Tensor):
+            if image.dim() == 3 and image.shape[0] in (1, 3, 4):
+                image = image.permute(1, 2, 0)
+            array, color = image.detach().cpu().numpy(), self.color or "rgb"
+        elif isinstance(image, np.ndarray):
+            array, color = image, self.color or "bgr"
+        else:
+            raise TypeError(f"DBPredictor: an image must be a path, a NumPy array or a tensor, "
+                            f"got {type(image).__name__}")
+        if array.dtype != np.uint8:
+            raise TypeError(f"DBPredictor: images must be uint8, got {array.dtype}")
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        elif array.ndim == 3 and array.shape[2] == 4:
+            array = array[:, :, :3]  # alpha dropped
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"DBPredictor: an image must be (H, W), (H, W, 3) or (H, W, 4) "
+                             f"(tensors (3, H, W)), got shape {image.shape}")
+        if array.shape[0] < 1 or array.shape[1] < 1:
+            raise ValueError(f"DBPredictor: empty image of shape {tuple(image.shape)}")
+        return np.ascontiguousarray(array[:, :, ::-1] if color == "rgb" else array)
+
+    def prepare(self, image) -> PreparedImage:
+        """Reads / converts, resizes and normalises one image (safe in DataLoader workers)."""
+        bgr = self.to_bgr(image)
+        height, width = bgr.shape[:2]
+        h, w = inference_size(height, width, self.limit_side_len, self.limit_type)
+        if (h, w) != (height, width):
+            bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+        return PreparedImage(self._normalize(bgr), (height, width))
+
+    # ------------------------------------------------------------------ running
+
+    def padded_size(self, item: PreparedImage) -> tuple[int, int]:
+        """The model input size of ``item``: its size rounded up to multiples of ``pad_to``."""
+        h, w = item.tensor.shape[1:]
+        return -(-h // self.pad_to) * self.pad_to, -(-w // self.pad_to) * self.pad_to
+
+    def batches(self, prepared: Sequence[PreparedImage]) -> list[list[int]]:
+        """Indices into ``prepared`` grouped into the batches that will run."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, item in enumerate(prepared):
+            groups.setdefault(self.padded_size(item), []).append(i)
+        return [g[i:i + self.batch_size] for _, g in sorted(groups.items())
+                for i in range(0, len(g), self.batch_size)]
+
+    @torch.no_grad()
+    def run(self, prepared: Sequence[PreparedImage]) -> list[Detections]:
+        """Detections of prepared images, in their order."""
+        results: list[Detections | None] = [None] * len(prepared)
+        for indices in self.batches(prepared):
+            found = self._run_batch([prepared[i] for i in indices])
+            for i, detections in zip(indices, found):
+                results[i] = detections
+        return results
+
+    def _run_batch(self, items: list[PreparedImage]) -> list[Detections]:
+        shapes = [tuple(p.tensor.shape[1:]) for p in items]
+        height, width = self.padded_size(items[0])  # the same for the whole batch
+        images = torch.zeros(len(items), 3, height, width, dtype=torch.float32)
+        for b, p in enumerate(items):
+            images[b, :, :shapes[b][0], :shapes[b][1]] = p.tensor
+        images = images.to(self.device, non_blocking=True)
+        dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=self.amp):
+            prob = self.model(images)
+        prob = prob.float()
+        sizes = [p.size for p in items]
+        if all(s == (height, width) for s in shapes):  # nothing padded: one batched call
+            return self.postprocessor(prob, sizes=sizes)
+        return [self.postprocessor(prob[b:b + 1, :, :h, :w], sizes=[sizes[b]])[0]
+                for b, (h, w) in enumerate(shapes)]
+
+    def __call__(self, images) -> list[Detections]:
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            images = list(images)  # a (B, 3, H, W) batch of equal-size images
+        elif isinstance(images, (str, os.PathLike, np.ndarray, torch.Tensor)):
+            images = [images]
+        return self.run([self.prepare(image) for image in images])
