@@ -57,10 +57,12 @@ def _fail(command: str, error: Exception) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from dbnet_fast.engine import TrainConfig, train
+    from dbnet_fast.engine.checkpoint import PPOCR_ARCH
 
     try:
         config = TrainConfig(
-            data=args.data, arch=args.arch, neck=args.neck, dcn=args.dcn,
+            data=args.data, arch=args.arch or (PPOCR_ARCH if args.init == PPOCR_ARCH else
+                                               "resnet18"), init=args.init, neck=args.neck, dcn=args.dcn,
             inner_channels=args.inner_channels, pretrained_backbone=args.pretrained_backbone,
             image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs,
             max_steps=args.max_steps, time_budget_min=args.time_budget, optimizer=args.optimizer,
@@ -227,8 +229,8 @@ def _threads(value: str):
 
 def _add_train(commands) -> None:
     from dbnet_fast.engine.data import AUGMENTS
-    from dbnet_fast.engine.train import OPTIMIZERS
-    from dbnet_fast.model import BACKBONES, NECKS
+    from dbnet_fast.engine.train import ARCHS, OPTIMIZERS
+    from dbnet_fast.model import NECKS
 
     p = commands.add_parser(
         "train", help="train DBNet / DBNet++ (torchrun for several processes)",
@@ -238,7 +240,12 @@ def _add_train(commands) -> None:
         "--nproc_per_node N -m dbnet_fast.cli train ...")
     p.add_argument("--data", default="synthetic",
                    help="synthetic | icdar2015:PATH | totaltext:PATH (default: %(default)s)")
-    p.add_argument("--arch", default="resnet18", choices=BACKBONES, help="backbone")
+    p.add_argument("--arch", choices=ARCHS,
+                   help="backbone; ppocr-v4: PaddleOCR's PP-OCRv4 mobile detector (PP-LCNetV3 + "
+                   "RSE-FPN) (default: resnet18, or ppocr-v4 with --init ppocr-v4)")
+    p.add_argument("--init", metavar="ppocr-v4|CKPT",
+                   help="starting weights: ppocr-v4 (PaddleOCR's pretrained detector, from the "
+                   "installed rapidocr-onnxruntime) or a checkpoint of the same architecture")
     p.add_argument("--neck", default="fpn", choices=NECKS, help="fpn (DBNet) or asf (DBNet++)")
     p.add_argument("--dcn", action="store_true", help="deformable convs in ResNet stages 3-5")
     p.add_argument("--inner-channels", type=int, default=256, help="neck width (default 256)")

@@ -86,17 +86,59 @@ def model_config(model: torch.nn.Module) -> dict:
     return {key: config[key] for key in MODEL_KEYS}
 
 
+PPOCR_ARCH = "ppocr-v4"
+"""The ``backbone`` / ``arch`` name of PaddleOCR's PP-OCRv4 mobile detector (PPOCRDet)."""
+
+
 def build_model(backbone: str = "resnet18", neck: str = "fpn", dcn: bool = False,
                 k: float = 50.0, inner_channels: int = 256,
                 pretrained_backbone: bool = False) -> torch.nn.Module:
-    """A DBNet that remembers its constructor arguments (``model.config``) for checkpoints."""
-    from dbnet_fast.model import DBNet
+    """A DBNet that remembers its constructor arguments (``model.config``) for checkpoints.
 
-    model = DBNet(backbone=backbone, dcn=dcn, neck=neck, k=k,
-                  pretrained_backbone=pretrained_backbone, inner_channels=inner_channels)
+    ``backbone="ppocr-v4"`` builds a :class:`~dbnet_fast.model.PPOCRDet` (its own
+    RSE-FPN neck and width; randomly initialised, taking DBNet's ImageNet-normalised
+    RGB inputs, so it trains with the usual data pipeline)."""
+    if backbone == PPOCR_ARCH:
+        from dbnet_fast.model import PPOCRDet
+        from dbnet_fast.model.ppocr import NECK_CHANNELS
+
+        if dcn or neck not in ("fpn", "rsefpn") or pretrained_backbone:
+            raise ValueError(f"{PPOCR_ARCH} has its own neck (RSE-FPN), no deformable convs and "
+                             f"no separate backbone weights (start from PaddleOCR's with "
+                             f"init='{PPOCR_ARCH}')")
+        model = PPOCRDet(k=k, input_norm="imagenet")
+        neck, inner_channels = "rsefpn", NECK_CHANNELS
+    else:
+        from dbnet_fast.model import DBNet
+
+        model = DBNet(backbone=backbone, dcn=dcn, neck=neck, k=k,
+                      pretrained_backbone=pretrained_backbone, inner_channels=inner_channels)
     model.config = {"backbone": backbone, "neck": neck, "dcn": bool(dcn), "k": float(k),
                     "inner_channels": int(inner_channels)}
     return model
+
+
+def initialise(model: torch.nn.Module, init: str | None) -> None:
+    """Loads starting weights into a model from :func:`build_model`: ``"ppocr-v4"``
+    (PaddleOCR's pretrained detector; the model must be that architecture) or the
+    path of a checkpoint of the same architecture. None leaves the model as is."""
+    if init is None:
+        return
+    if init == PPOCR_ARCH:
+        from dbnet_fast.model import PPOCRDet, load_ppocr_det
+
+        if not isinstance(unwrap(model), PPOCRDet):
+            raise ValueError(f"init '{PPOCR_ARCH}' needs arch '{PPOCR_ARCH}'")
+        weights = load_ppocr_det(input_norm="imagenet").state_dict()
+        # the export has no threshold branch: keep the model's own initialisation
+        weights = {k: v for k, v in weights.items() if not k.startswith("thresh_head.")}
+        unwrap(model).load_state_dict(weights, strict=False)
+        return
+    state = load_checkpoint(init)
+    if state["model_config"] != model_config(model):
+        raise ValueError(f"init checkpoint {init} holds a {state['model_config']} model, "
+                         f"not the {model_config(model)} being trained")
+    unwrap(model).load_state_dict(state["model"])
 
 
 def save_checkpoint(path, model, *, optimizer=None, scheduler=None, scaler=None, step: int = 0,

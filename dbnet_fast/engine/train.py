@@ -41,8 +41,11 @@ from dbnet_fast.data import collate
 from dbnet_fast.engine import distributed as dist_utils
 from dbnet_fast.engine.atomic import atomic_write_json, atomic_write_text
 from dbnet_fast.engine.checkpoint import (
+    PPOCR_ARCH,
     build_model,
+    initialise,
     load_checkpoint,
+    model_config,
     save_checkpoint,
     set_rng_state,
     unwrap,
@@ -59,9 +62,10 @@ from dbnet_fast.engine.schedule import EpochSampler, PolySchedule, ThreadTuner
 from dbnet_fast.model import BACKBONES, NECKS, DBLoss
 from dbnet_fast.postprocess import DBPostProcessor
 
+ARCHS = BACKBONES + (PPOCR_ARCH,)
 OPTIMIZERS = ("sgd", "adamw")
 # Settings that must not change when resuming: they decide the data order or the model.
-RESUME_FIXED = ("data", "arch", "neck", "dcn", "inner_channels", "image_size", "batch_size",
+RESUME_FIXED = ("data", "arch", "init", "neck", "dcn", "inner_channels", "image_size", "batch_size",
                 "seed", "augment", "synth_images", "synth_size", "synth_preset", "optimizer")
 
 
@@ -81,6 +85,8 @@ class TrainConfig:
     dcn: bool = False
     inner_channels: int = 256
     pretrained_backbone: bool = False
+    # starting weights: "ppocr-v4" (PaddleOCR's, with arch "ppocr-v4") or a checkpoint path
+    init: str | None = None
     image_size: int = 640
     batch_size: int = 16
     epochs: int | None = None
@@ -123,8 +129,12 @@ class TrainConfig:
     def validate(self) -> None:
         """Raises ValueError naming the first bad setting."""
         parse_data_spec(self.data)
-        if self.arch not in BACKBONES:
-            raise ValueError(f"arch must be one of {BACKBONES}, got {self.arch!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.init == PPOCR_ARCH and self.arch != PPOCR_ARCH:
+            raise ValueError(f"init '{PPOCR_ARCH}' needs arch '{PPOCR_ARCH}', got {self.arch!r}")
+        if self.init not in (None, PPOCR_ARCH) and not Path(self.init).is_file():
+            raise FileNotFoundError(f"init checkpoint {self.init} does not exist")
         if self.neck not in NECKS:
             raise ValueError(f"neck must be one of {NECKS}, got {self.neck!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -325,7 +335,10 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     seed_everything(config.seed)
 
     model = build_model(config.arch, config.neck, config.dcn, inner_channels=config.inner_channels,
-                        pretrained_backbone=config.pretrained_backbone).to(device).train()
+                        pretrained_backbone=config.pretrained_backbone)
+    if not (config.resume and checkpoint_path.is_file()):  # a resumed run has its own weights
+        initialise(model, config.init)
+    model = model.to(device).train()
     loss_fn = DBLoss(k=model.k)
     optimizer = make_optimizer(config, model)
     scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
@@ -373,7 +386,8 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
 
     logger = _Logger(out, ctx.is_main, config.progress, total_steps, step,
                      step if config.resume else None)
-    logger.write(f"training DBNet-{config.arch} ({config.neck}) on {spec}: {len(dataset)} images "
+    neck = model_config(model)["neck"]
+    logger.write(f"training DBNet-{config.arch} ({neck}) on {spec}: {len(dataset)} images "
                  f"of {config.image_size}, batch {config.batch_size} x {ctx.world_size}, "
                  f"{steps_per_epoch} steps/epoch, device {device}, amp {config.amp}"
                  + (f", resumed at step {step}" if config.resume else ""))

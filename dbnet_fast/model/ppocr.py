@@ -325,9 +325,9 @@ class PPOCRDet(nn.Module):
 
     ``input_norm``: ``"ppocr"`` takes PP-OCR's inputs (above); ``"imagenet"``
     takes DBNet's (RGB, ImageNet mean and std, as dbnet_fast's data pipeline
-    and :class:`~dbnet_fast.model.dbnet.DBNet` use) and converts them exactly
-    to PP-OCR's first (a channel flip and an affine map), so the pretrained
-    weights fine-tune with the usual trainer.
+    and :class:`~dbnet_fast.model.dbnet.DBNet` use) and converts them
+    to PP-OCR's first (a channel flip and an affine map; float rounding aside the
+    same maps), so the pretrained weights fine-tune with the usual trainer.
     """
 
     def __init__(self, k: float = 50.0, input_norm: str = "ppocr"):
