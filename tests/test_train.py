@@ -208,3 +208,31 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     assert state["step"] == 3 and state["config"]["world_size"] == 2
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
+
+
+def test_fine_tune_from_ppocr_v4(tmp_path):
+    """--init ppocr-v4: PaddleOCR's weights are the start (all but the new threshold
+    head), training moves them, and a checkpoint start (init=CKPT) continues from it."""
+    pytest.importorskip("onnx")
+    from dbnet_fast.engine.checkpoint import initialise
+    from dbnet_fast.model import load_ppocr_det
+
+    summary = train(tiny(tmp_path / "a", arch="ppocr-v4", init="ppocr-v4", max_steps=2,
+                         lr=1e-3, optimizer="adamw"))
+    trained = summary["model"].state_dict()
+    pretrained = load_ppocr_det(input_norm="imagenet").state_dict()
+    moved = [k for k in pretrained if k.endswith("weight") and not k.startswith("thresh_head")
+             and not torch.equal(trained[k].cpu(), pretrained[k])]
+    assert moved  # the weights trained
+    start = build_model("ppocr-v4")
+    initialise(start, "ppocr-v4")
+    for name, value in start.state_dict().items():
+        if not name.startswith("thresh_head."):
+            assert torch.equal(value, pretrained[name]), name
+    again = train(tiny(tmp_path / "b", arch="ppocr-v4", init=str(tmp_path / "a" / "last.pt"),
+                       max_steps=1))
+    assert again["step"] == 1
+    with pytest.raises(ValueError, match="needs arch"):
+        tiny(tmp_path / "c", init="ppocr-v4")
+    with pytest.raises(FileNotFoundError, match="init checkpoint"):
+        tiny(tmp_path / "c", init=str(tmp_path / "missing.pt"))

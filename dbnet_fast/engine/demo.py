@@ -3,7 +3,10 @@
 Trains DBNet-R18 from scratch (no pretrained weights) on synthetic scene text
 for a fixed time on the CPU, evaluates it on held-out synthetic images with
 the ICDAR 2015 IoU protocol, detects the text of one more held-out image and
-draws the polygons into ``OUT/demo_detection.png``.
+draws the polygons into ``OUT/demo_detection.png``. Then it detects text in the
+real images bundled with the project (``shared/data/real_maps.npz``, next to the
+project folder) with PaddleOCR's pretrained PP-OCRv4 detector and with the
+model it trained, and writes both pictures of each image into ``OUT/real/``.
 
 The recipe (:func:`demo_config`) is tuned for a short CPU budget and differs
 from the reference schedule that ``dbnet-fast train`` uses by default; see
@@ -108,6 +111,61 @@ def detect_one(checkpoint, out_png, *, index: int, size: int, preset: str, seed:
             "detections": len(boxes), "picture": str(out_png)}
 
 
+_ROOT = Path(__file__).resolve().parents[2]  # the project folder (source checkouts)
+REAL_IMAGES = next((p for p in (_ROOT.parent / "shared" / "data" / "real_maps.npz",
+                                _ROOT / "shared" / "data" / "real_maps.npz") if p.is_file()),
+                   _ROOT.parent / "shared" / "data" / "real_maps.npz")
+
+
+def real_images(path=REAL_IMAGES) -> dict[str, np.ndarray]:
+    """The real images of ``real_maps.npz`` (BGR), by name; {} when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    data = np.load(path)
+    return {str(n): cv2.imdecode(data[f"image_{n}"], cv2.IMREAD_COLOR) for n in data["names"]}
+
+
+def detect_real(models: dict, images: dict[str, np.ndarray], out_dir) -> dict:
+    """Runs each model (name -> DBPredictor source) on the images and writes
+    ``out_dir/<image>_<model>.png``; returns {model: {image: detections}}."""
+    from dbnet_fast.predict import DBPredictor
+
+    counts = {}
+    for label, source in models.items():
+        predictor = DBPredictor(source, device="cpu", batch_size=1)
+        found = predictor(list(images.values()))
+        counts[label] = {}
+        for (name, image), detections in zip(images.items(), found):
+            boxes = [box.numpy() for box in detections.boxes]
+            atomic_write_image(Path(out_dir) / f"{name}_{label}.png",
+                               draw_detections(image, boxes, zoom=1, legend=False))
+            counts[label][name] = len(detections)
+    return counts
+
+
+def _demo_real(checkpoint, out_dir) -> dict | None:
+    """:func:`detect_real` with PP-OCRv4 and the trained model; None (and a note)
+    when the images or the pretrained detector are not installed."""
+    from dbnet_fast.model.ppocr import default_onnx_path
+
+    images = real_images()
+    if not images:
+        print(f"(no real images at {REAL_IMAGES}: skipping the real-image detections)")
+        return None
+    models = {"dbnet-r18-demo": str(checkpoint)}
+    try:
+        default_onnx_path()
+        models = {"ppocr-v4": "ppocr-v4", **models}
+    except FileNotFoundError as error:
+        print(f"(PP-OCRv4 is not installed, real images with the trained model only: {error})")
+    counts = detect_real(models, images, out_dir)
+    for label, per_image in counts.items():
+        text = ", ".join(f"{name} {count}" for name, count in per_image.items())
+        print(f"real images, {label}: {text} text regions")
+    return {"folder": str(out_dir), "detections": counts}
+
+
 def _picture_index(config: TrainConfig, first: int, min_words: int = 3, tries: int = 20) -> int:
     """The first held-out image from ``first`` on (after the evaluated ones) with at least
     ``min_words`` words to read: chosen by its ground truth alone, not by the detections."""
@@ -146,6 +204,7 @@ def run_demo(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN, eval_ima
         "eval": {k: metrics[k] for k in ("precision", "recall", "hmean", "matched", "gt_care",
                                          "det_care", "images")},
         "detection": picture,
+        "real_images": _demo_real(summary["checkpoint"], out / "real"),
     }
     atomic_write_json(out / "demo.json", result)
     print(f"\nH-mean {metrics['hmean']:.4f} (precision {metrics['precision']:.4f}, recall "
