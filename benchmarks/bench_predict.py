@@ -4,11 +4,12 @@ the same predictor with PaddleOCR's DBPostProcess (rapidocr-onnxruntime) in
 place of ours, one map at a time as PaddleOCR runs it.
 
 Models: DBNet-R18 at MhLiao/DB's 736 short side (weights from the checkpoint
-in DBF_BENCH_CHECKPOINT, e.g. runs/demo/last.pt; otherwise randomly
+in DBF_BENCH_CHECKPOINT (an absolute path: report.py runs in benchmarks/), e.g. the
+demo's runs/demo/last.pt; otherwise randomly
 initialised, whose maps say little about post-processing time) and PP-OCRv4
-(pretrained, PaddleOCR's 960 limit). The rows "model" and "post-processing"
-time those stages alone on the same inputs: their ratio to the end-to-end row
-is the share of time in each. images/s = 4 / median.
+(pretrained, PaddleOCR's 960 limit). The rows "model", "postprocess" (ours)
+and "postprocess_paddleocr" time those stages alone on the same inputs: their
+ratio to the end-to-end rows is the share of time in each. images/s = 4 / median.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def paddleocr_end_to_end(pred: DBPredictor, pictures) -> list:
     return out
 
 
-VARIANTS = ["dbnet_fast", "paddleocr_postprocess", "model", "postprocess"]
+VARIANTS = ["dbnet_fast", "paddleocr_postprocess", "model", "postprocess",
+            "postprocess_paddleocr"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -95,7 +97,14 @@ def bench_predict_end_to_end(benchmark, device, model, variant):
         with torch.no_grad():
             maps = [pred.model(p.tensor[None].to(device)).float() for p in prepared]
         sizes = [p.size for p in prepared]
-        step = lambda: [pred.postprocessor(m, sizes=[s]) for m, s in zip(maps, sizes)]  # noqa: E731
+        if variant == "postprocess":
+            step = lambda: [pred.postprocessor(m, sizes=[s]) for m, s in zip(maps, sizes)]  # noqa: E731
+        else:
+            post = pred.postprocessor
+            paddle = DBPostProcess(thresh=post.thresh, box_thresh=post.box_thresh,
+                                   unclip_ratio=post.unclip_ratio)
+            arrays = [m.cpu().numpy() for m in maps]
+            step = lambda: [paddle(m, s) for m, s in zip(arrays, sizes)]  # noqa: E731
         role = "part"
     shapes = "+".join(f"{p.tensor.shape[1]}x{p.tensor.shape[2]}" for p in prepared)
     group = (f"predict end to end {model} 4 real images ({shapes}) {device}, "
