@@ -118,16 +118,69 @@ def load_model(model_or_checkpoint, device="cpu"):
     return model, defaults
 
 
-def _normalizer(model):
-    """The function (H, W, 3) uint8 BGR -> (3, H, W) float32 that ``model`` expects."""
-    norm = getattr(model, "input_norm", "imagenet")
-    if norm == "imagenet":
-        return normalize
-    if norm == "ppocr":
+def normalize_input(bgr: np.ndarray, input_norm: str) -> torch.Tensor:
+    """(H, W, 3) uint8 BGR -> (3, H, W) float32 as a model with ``input_norm`` expects."""
+    if input_norm == "imagenet":
+        return normalize(bgr)
+    if input_norm == "ppocr":
         from dbnet_fast.model import ppocr_normalize
 
-        return lambda image: ppocr_normalize(image)[0]
-    raise ValueError(f"DBPredictor: unknown model input_norm {norm!r}")
+        return ppocr_normalize(bgr)[0]
+    raise ValueError(f"unknown model input_norm {input_norm!r}")
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Any accepted image -> :class:`PreparedImage`: read or convert to BGR, resize by
+    the policy, normalise. Small and picklable: DataLoader workers get a copy."""
+
+    limit_side_len: int = 960
+    limit_type: str = "max"
+    input_norm: str = "imagenet"
+    color: str | None = None
+
+    def __post_init__(self):
+        inference_size(32, 32, self.limit_side_len, self.limit_type)  # validates both
+        if self.color is not None and self.color not in COLORS:
+            raise ValueError(f"DBPredictor: color must be None or one of {COLORS}, "
+                             f"got {self.color!r}")
+        normalize_input(np.zeros((1, 1, 3), np.uint8), self.input_norm)
+
+    def to_bgr(self, image) -> np.ndarray:
+        """Any accepted image (see :class:`DBPredictor`) -> (H, W, 3) uint8 BGR."""
+        if isinstance(image, (str, os.PathLike)):
+            return read_image(image)
+        if isinstance(image, torch.Tensor):
+            if image.dim() == 3 and image.shape[0] in (1, 3, 4):
+                image = image.permute(1, 2, 0)
+            array, color = image.detach().cpu().numpy(), self.color or "rgb"
+        elif isinstance(image, np.ndarray):
+            array, color = image, self.color or "bgr"
+        else:
+            raise TypeError(f"DBPredictor: an image must be a path, a NumPy array or a tensor, "
+                            f"got {type(image).__name__}")
+        if array.dtype != np.uint8:
+            raise TypeError(f"DBPredictor: images must be uint8, got {array.dtype}")
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        elif array.ndim == 3 and array.shape[2] == 4:
+            array = array[:, :, :3]  # alpha dropped
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"DBPredictor: an image must be (H, W), (H, W, 3) or (H, W, 4) "
+                             f"(tensors (3, H, W)), got shape {tuple(image.shape)}")
+        if array.shape[0] < 1 or array.shape[1] < 1:
+            raise ValueError(f"DBPredictor: empty image of shape {tuple(image.shape)}")
+        return np.ascontiguousarray(array[:, :, ::-1] if color == "rgb" else array)
+
+    def __call__(self, image) -> PreparedImage:
+        bgr = self.to_bgr(image)
+        height, width = bgr.shape[:2]
+        h, w = inference_size(height, width, self.limit_side_len, self.limit_type)
+        if (h, w) != (height, width):
+            bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+        return PreparedImage(normalize_input(bgr, self.input_norm), (height, width))
 
 
 class DBPredictor:
@@ -167,18 +220,16 @@ class DBPredictor:
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model, defaults = load_model(model_or_checkpoint, self.device)
-        self.limit_side_len = defaults["limit_side_len"] if limit_side_len is None else limit_side_len
-        self.limit_type = defaults["limit_type"] if limit_type is None else limit_type
-        inference_size(32, 32, self.limit_side_len, self.limit_type)  # validates both
+        self.preprocess = Preprocessor(
+            defaults["limit_side_len"] if limit_side_len is None else limit_side_len,
+            defaults["limit_type"] if limit_type is None else limit_type,
+            getattr(self.model, "input_norm", "imagenet"), color)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DBPredictor: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 32 or pad_to % 32:
             raise ValueError(f"DBPredictor: pad_to must be a positive multiple of 32, got {pad_to!r}")
-        if color is not None and color not in COLORS:
-            raise ValueError(f"DBPredictor: color must be None or one of {COLORS}, got {color!r}")
-        self.batch_size, self.pad_to, self.amp, self.color = batch_size, pad_to, bool(amp), color
+        self.batch_size, self.pad_to, self.amp = batch_size, pad_to, bool(amp)
         self.postprocessor = self._postprocessor(postprocess, defaults)
-        self._normalize = _normalizer(self.model)
 
     @staticmethod
     def _postprocessor(postprocess, defaults) -> DBPostProcessor:
@@ -199,42 +250,9 @@ class DBPredictor:
 
     # ------------------------------------------------------------------ preparing
 
-    def to_bgr(self, image) -> np.ndarray:
-        """Any accepted image (see the class documentation) -> (H, W, 3) uint8 BGR."""
-        if isinstance(image, (str, os.PathLike)):
-            return read_image(image)
-        if isinstance(image, torch.Tensor):
-            if image.dim() == 3 and image.shape[0] in (1, 3, 4):
-                image = image.permute(1, 2, 0)
-            array, color = image.detach().cpu().numpy(), self.color or "rgb"
-        elif isinstance(image, np.ndarray):
-            array, color = image, self.color or "bgr"
-        else:
-            raise TypeError(f"DBPredictor: an image must be a path, a NumPy array or a tensor, "
-                            f"got {type(image).__name__}")
-        if array.dtype != np.uint8:
-            raise TypeError(f"DBPredictor: images must be uint8, got {array.dtype}")
-        if array.ndim == 3 and array.shape[2] == 1:
-            array = array[:, :, 0]
-        if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        elif array.ndim == 3 and array.shape[2] == 4:
-            array = array[:, :, :3]  # alpha dropped
-        if array.ndim != 3 or array.shape[2] != 3:
-            raise ValueError(f"DBPredictor: an image must be (H, W), (H, W, 3) or (H, W, 4) "
-                             f"(tensors (3, H, W)), got shape {image.shape}")
-        if array.shape[0] < 1 or array.shape[1] < 1:
-            raise ValueError(f"DBPredictor: empty image of shape {tuple(image.shape)}")
-        return np.ascontiguousarray(array[:, :, ::-1] if color == "rgb" else array)
-
     def prepare(self, image) -> PreparedImage:
-        """Reads / converts, resizes and normalises one image (safe in DataLoader workers)."""
-        bgr = self.to_bgr(image)
-        height, width = bgr.shape[:2]
-        h, w = inference_size(height, width, self.limit_side_len, self.limit_type)
-        if (h, w) != (height, width):
-            bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
-        return PreparedImage(self._normalize(bgr), (height, width))
+        """Reads / converts, resizes and normalises one image (:class:`Preprocessor`)."""
+        return self.preprocess(image)
 
     # ------------------------------------------------------------------ running
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from dbnet_fast.engine.atomic import atomic_write_image, atomic_write_json
-from dbnet_fast.predict import DBPredictor, ImageReadError, PreparedImage, list_images
+from dbnet_fast.predict import (DBPredictor, ImageReadError, PreparedImage, Preprocessor,
+                                list_images)
 
 CHUNK_BATCHES = 4
 """Images prepared ahead of the model, in batches: shape grouping works within a chunk."""
@@ -45,8 +46,8 @@ class _Loaded:
 class _Images(torch.utils.data.Dataset):
     """Reads and prepares images in DataLoader workers; errors come back as values."""
 
-    def __init__(self, paths: Sequence[Path], predictor: DBPredictor, indices: Sequence[int]):
-        self.paths, self.predictor, self.indices = paths, predictor, indices
+    def __init__(self, paths: Sequence[Path], preprocess: Preprocessor, indices: Sequence[int]):
+        self.paths, self.preprocess, self.indices = paths, preprocess, indices
 
     def __len__(self):
         return len(self.indices)
@@ -54,8 +55,8 @@ class _Images(torch.utils.data.Dataset):
     def __getitem__(self, i):
         index = self.indices[i]
         try:
-            image = self.predictor.to_bgr(self.paths[index])
-            return _Loaded(index, image, self.predictor.prepare(image))
+            image = self.preprocess.to_bgr(self.paths[index])
+            return _Loaded(index, image, self.preprocess(image))
         except (ImageReadError, ValueError, TypeError, OSError) as error:
             return _Loaded(index, error=str(error))
 
@@ -132,7 +133,7 @@ def _detect_shard(predictor, paths, names, indices, out, model, output, pictures
     from dbnet_fast.engine.demo import draw_detections
 
     loader = torch.utils.data.DataLoader(
-        _Images(paths, predictor, indices), batch_size=None, collate_fn=_as_is, num_workers=workers,
+        _Images(paths, predictor.preprocess, indices), batch_size=None, collate_fn=_as_is, num_workers=workers,
         prefetch_factor=predictor.batch_size if workers > 0 else None)
     bar = None
     if progress:
