@@ -193,6 +193,21 @@ def check_postprocess(torch, ops) -> None:
     )
 
 
+def check_predictor(torch) -> None:
+    """The installed model code end to end: a small DBNet through DBPredictor."""
+    import numpy as np
+
+    from dbnet_fast import DBPredictor
+    from dbnet_fast.engine import build_model
+
+    torch.manual_seed(0)
+    predictor = DBPredictor(build_model("resnet18", inner_channels=32), device="cpu")
+    images = [np.zeros((50, 70, 3), np.uint8), torch.zeros(3, 64, 64, dtype=torch.uint8)]
+    found = predictor(images)
+    check(len(found) == 2 and all(d.boxes.shape[1:] == (4, 2) for d in found),
+          "DBPredictor on two images of different sizes")
+
+
 def check_other_torch_refused() -> None:
     code = (
         "import sys, torch; torch.__version__ = '1.13.1'\n"
@@ -235,6 +250,7 @@ def main() -> int:
     maps = check_targets(torch, ops)
     check_loss(torch, ops, maps)
     check_postprocess(torch, ops)
+    check_predictor(torch)
     check_other_torch_refused()
     print("smoke test passed")
     return 0
