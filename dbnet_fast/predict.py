@@ -183,6 +183,19 @@ class Preprocessor:
         return PreparedImage(normalize_input(bgr, self.input_norm), (height, width))
 
 
+def postprocess_padded(postprocessor: DBPostProcessor, prob: torch.Tensor,
+                       shapes: Sequence[tuple[int, int]],
+                       sizes: Sequence[tuple[int, int]]) -> list[Detections]:
+    """Detections of a padded batch of maps (B, 1, H, W): image b fills the top-left
+    ``shapes[b]`` of its map and ``sizes[b]`` is its original size. One batched call
+    when nothing is padded; otherwise each map is cropped to its image first."""
+    height, width = prob.shape[-2:]
+    if all(tuple(s) == (height, width) for s in shapes):
+        return postprocessor(prob, sizes=list(sizes))
+    return [postprocessor(prob[b:b + 1, :, :h, :w], sizes=[sizes[b]])[0]
+            for b, (h, w) in enumerate(shapes)]
+
+
 class DBPredictor:
     """Batched text detection with a DB model (see the module documentation).
 
@@ -289,12 +302,8 @@ class DBPredictor:
         dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=self.amp):
             prob = self.model(images)
-        prob = prob.float()
-        sizes = [p.size for p in items]
-        if all(s == (height, width) for s in shapes):  # nothing padded: one batched call
-            return self.postprocessor(prob, sizes=sizes)
-        return [self.postprocessor(prob[b:b + 1, :, :h, :w], sizes=[sizes[b]])[0]
-                for b, (h, w) in enumerate(shapes)]
+        return postprocess_padded(self.postprocessor, prob.float(), shapes,
+                                  [p.size for p in items])
 
     def __call__(self, images) -> list[Detections]:
         if isinstance(images, torch.Tensor) and images.dim() == 4:

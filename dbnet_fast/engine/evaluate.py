@@ -11,6 +11,7 @@ import torch
 from dbnet_fast.data import collate, unscale_polygons
 from dbnet_fast.metrics import evaluate_detections
 from dbnet_fast.postprocess import DBPostProcessor, Detections
+from dbnet_fast.predict import postprocess_padded
 
 
 def _original_size(batch: dict, b: int, valid) -> tuple[int, int]:
@@ -32,14 +33,13 @@ def predict_batch(model, batch: dict, postprocessor: DBPostProcessor, device,
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     with torch.autocast(device_type=device.type, dtype=dtype, enabled=amp):
         prob = model(images)
-    prob = prob.float().cpu()
+    height, width = prob.shape[-2:]
     valid = batch.get("valid_size")
-    detections = []
-    for b in range(prob.shape[0]):
-        vh, vw = (int(v) for v in valid[b]) if valid is not None else prob.shape[-2:]
-        size = _original_size(batch, b, (vh, vw))
-        detections += postprocessor(prob[b : b + 1, :, :vh, :vw], sizes=[size])
-    return detections
+    shapes = [tuple(int(v) for v in valid[b]) if valid is not None else (height, width)
+              for b in range(prob.shape[0])]
+    sizes = [_original_size(batch, b, shapes[b]) for b in range(prob.shape[0])]
+    # scored on the host: the CPU pipeline is PaddleOCR's exactly (the CUDA one drops holes)
+    return postprocess_padded(postprocessor, prob.float().cpu(), shapes, sizes)
 
 
 def _ground_truth(batch: dict, b: int) -> list:
