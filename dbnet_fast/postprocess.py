@@ -89,6 +89,8 @@ class DBPostProcessor:
             unclip_ratio=self.unclip_ratio, max_candidates=self.max_candidates,
             score_mode=self.score_mode, use_dilation=self.use_dilation, min_size=self.min_size,
         )
+        if batch == 1:
+            return [Detections(boxes, scores)]
         splits = counts.tolist()
         return [Detections(b, s) for b, s in zip(boxes.split(splits), scores.split(splits))]
 
@@ -156,11 +158,16 @@ def _as_maps(prob) -> torch.Tensor:
 def _as_sizes(sizes, batch: int, height: int, width: int) -> torch.Tensor:
     if sizes is None:
         return torch.tensor([[height, width]] * batch, dtype=torch.int64)
-    dest = torch.as_tensor(np.asarray(sizes.cpu() if isinstance(sizes, torch.Tensor) else sizes), dtype=torch.float64)
-    if dest.dim() == 1 and dest.numel() == 2:
-        dest = dest.expand(batch, 2)
-    if tuple(dest.shape) != (batch, 2):
+    # NumPy, not torch: these few numbers are checked once per call, in microseconds
+    try:
+        dest = np.asarray(sizes.cpu() if isinstance(sizes, torch.Tensor) else sizes,
+                          dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError("DBPostProcessor: sizes must be (height, width) numbers") from error
+    if dest.ndim == 1 and dest.size == 2:
+        dest = np.broadcast_to(dest, (batch, 2))
+    if dest.shape != (batch, 2):
         raise ValueError(f"DBPostProcessor: sizes must give (height, width) for each of the {batch} images")
-    if not bool(torch.isfinite(dest).all()) or bool((dest < 0).any()) or bool((dest != dest.round()).any()):
+    if not np.isfinite(dest).all() or (dest < 0).any() or (dest != np.round(dest)).any():
         raise ValueError("DBPostProcessor: sizes must be non-negative integers")
-    return dest.to(torch.int64)
+    return torch.from_numpy(dest.astype(np.int64))

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#if defined(_MSC_VER)
+#include <intrin.h>
+#endif
 
 namespace dbf {
 namespace {
@@ -17,28 +20,59 @@ constexpr int8_t kRightBound = -2; // on a traced border whose right neighbour i
 constexpr int kStepX[8] = {1, 1, 0, -1, -1, -1, 0, 1};
 constexpr int kStepY[8] = {0, -1, -1, -1, 0, 1, 1, 1};
 
-// Reused per thread: a fresh buffer per map would cost page faults.
-std::vector<int8_t>& label_buffer(size_t size) {
+// Reused per thread: a fresh buffer per map would cost page faults. The
+// caller writes every interior row, so only the frame is cleared here.
+std::vector<int8_t>& label_buffer(int height, int width) {
   thread_local std::vector<int8_t> buffer;
-  buffer.assign(size, 0);
+  const size_t stride = size_t(width) + 2;
+  buffer.resize(size_t(height + 2) * stride);
+  std::memset(buffer.data(), 0, stride);
+  std::memset(buffer.data() + size_t(height + 1) * stride, 0, stride);
+  for (int y = 1; y <= height; ++y) buffer[y * stride] = buffer[y * stride + stride - 1] = 0;
   return buffer;
 }
 
-// prob > thresh as 0/1 bytes; returns whether the row holds NaN or inf (v - v
-// is then NaN). Wide variants: this pass reads the whole map.
-DBF_CPU_CLONES bool threshold_row(const float* in, int8_t* out, int n, float thresh) {
-  int non_finite = 0;
-  for (int x = 0; x < n; ++x) {
-    out[x] = in[x] > thresh;
-    non_finite |= (in[x] - in[x]) != 0.f;
-  }
-  return non_finite != 0;
+std::vector<uint8_t>& row_flags_buffer(int height) {
+  thread_local std::vector<uint8_t> flags;
+  flags.resize(size_t(height));
+  return flags;
 }
 
+constexpr int kRowNonFinite = 1, kRowForeground = 2;
+
+// prob > thresh as 0/1 bytes; returns kRowNonFinite if the row holds NaN or
+// inf (v - v is then NaN) and kRowForeground if any pixel is set. Wide
+// variants: this pass reads the whole map.
+DBF_CPU_CLONES int threshold_row(const float* in, int8_t* out, int n, float thresh) {
+  int non_finite = 0, any = 0;
+  for (int x = 0; x < n; ++x) {
+    const int8_t v = in[x] > thresh;
+    out[x] = v;
+    any |= v;
+    non_finite |= (in[x] - in[x]) != 0.f;
+  }
+  return (non_finite != 0 ? kRowNonFinite : 0) | (any != 0 ? kRowForeground : 0);
+}
+
+// Eight pixels as one word, the first pixel in the lowest byte (whatever the
+// machine's byte order), so that first_set_byte finds the first that differs.
 uint64_t load8(const int8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
   return v;
+}
+
+int first_set_byte(uint64_t v) {  // v != 0
+#if defined(_MSC_VER)
+  unsigned long bit;
+  _BitScanForward64(&bit, v);
+  return int(bit) >> 3;
+#else
+  return __builtin_ctzll(v) >> 3;
+#endif
 }
 
 class BorderTracer {
@@ -46,7 +80,7 @@ class BorderTracer {
   // Labels: the map with a frame of background, 1 = foreground.
   BorderTracer(int height, int width, bool simple)
       : height_(height), width_(width), stride_(width + 2), simple_(simple),
-        label_(label_buffer(size_t(height + 2) * size_t(width + 2))) {
+        label_(label_buffer(height, width)), has_foreground_(row_flags_buffer(height)) {
     for (int s = 0; s < 16; ++s) step_[s] = kStepX[s & 7] + int64_t(kStepY[s & 7]) * stride_;
   }
 
@@ -56,19 +90,28 @@ class BorderTracer {
     for (int y = 0; y < height_; ++y) {
       const uint8_t* in = mask + size_t(y) * width_;
       int8_t* out = row(y);
-      for (int x = 0; x < width_; ++x) out[x] = in[x] != 0;
+      uint8_t any = 0;
+      for (int x = 0; x < width_; ++x) any |= out[x] = in[x] != 0;
+      has_foreground_[y] = any;
     }
   }
 
   // False if the map holds NaN or inf.
   bool fill_from_map(const float* prob, float thresh, bool dilate) {
-    bool non_finite = false;
-    for (int y = 0; y < height_; ++y) non_finite |= threshold_row(prob + size_t(y) * width_, row(y), width_, thresh);
+    int non_finite = 0;
+    for (int y = 0; y < height_; ++y) {
+      const int flags = threshold_row(prob + size_t(y) * width_, row(y), width_, thresh);
+      non_finite |= flags & kRowNonFinite;
+      has_foreground_[y] = (flags & kRowForeground) != 0;
+    }
     if (non_finite) return false;
     if (!dilate) return true;
     // Bottom-up so that the row above is still undilated; the frame reads as 0.
     std::vector<int8_t> dilated(width_);
     for (int y = height_ - 1; y >= 0; --y) {
+      const bool above = y > 0 && has_foreground_[y - 1];
+      if (!has_foreground_[y] && !above) continue;  // stays empty
+      has_foreground_[y] = 1;
       int8_t* cur = row(y);
       const int8_t* up = cur - stride_;
       for (int x = 0; x < width_; ++x) dilated[x] = cur[x] | cur[x - 1] | up[x] | up[x - 1];
@@ -82,12 +125,22 @@ class BorderTracer {
   // bound (hole border, traced from that pixel).
   void run(std::vector<int32_t>& xy, std::vector<int64_t>& starts) {
     for (int y = 0; y < height_; ++y) {
+      // An empty row starts no border (tracing only marks foreground pixels).
+      if (!has_foreground_[y]) continue;
       int8_t* line = row(y);
       int8_t prev = 0;
       for (int x = 0; x < width_; ++x) {
-        // Skip runs equal to prev eight pixels at a time (most of a map is background).
+        // Jump to the next pixel that differs from prev, eight at a time: the
+        // lowest differing byte of a little-endian word is its first pixel.
         const uint64_t run = 0x0101010101010101ull * uint8_t(prev);
-        while (x + 8 <= width_ && load8(line + x) == run) x += 8;
+        while (x + 8 <= width_) {
+          const uint64_t diff = load8(line + x) ^ run;
+          if (diff != 0) {
+            x += first_set_byte(diff);
+            break;
+          }
+          x += 8;
+        }
         if (x >= width_) break;
         const int8_t p = line[x];
         if (p == prev) continue;
@@ -156,6 +209,7 @@ class BorderTracer {
   int64_t stride_;
   bool simple_;
   std::vector<int8_t>& label_;
+  std::vector<uint8_t>& has_foreground_;  // per row, after the fill (and dilation)
   int64_t step_[16];
 };
 

@@ -11,9 +11,34 @@
 namespace dbf {
 
 int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
-  thread_local std::vector<int> order, chain;
-  order.resize(n);
-  std::iota(order.begin(), order.end(), 0);
+  thread_local std::vector<int> order, chain, left, right;
+  order.clear();
+  // Only the leftmost and rightmost point of a row can be a vertex of the
+  // strictly convex hull: keep those (the first of equal points) before the
+  // sort when rows are fewer than points, as for contours of filled regions.
+  int lo_y = 0, hi_y = -1;
+  if (n > 16) {
+    lo_y = hi_y = int(xy[1]);
+    for (int i = 1; i < n; ++i) lo_y = std::min(lo_y, int(xy[2 * i + 1])), hi_y = std::max(hi_y, int(xy[2 * i + 1]));
+  }
+  if (n > 16 && int64_t(hi_y) - lo_y + 1 < n / 2) {
+    const int rows = hi_y - lo_y + 1;
+    left.assign(size_t(rows), -1);
+    right.assign(size_t(rows), -1);
+    for (int i = 0; i < n; ++i) {
+      const int r = int(xy[2 * i + 1]) - lo_y;
+      if (left[r] < 0 || xy[2 * i] < xy[2 * left[r]]) left[r] = i;
+      if (right[r] < 0 || xy[2 * i] > xy[2 * right[r]]) right[r] = i;
+    }
+    for (int r = 0; r < rows; ++r) {
+      if (left[r] < 0) continue;
+      order.push_back(left[r]);
+      if (right[r] != left[r]) order.push_back(right[r]);
+    }
+  } else {
+    order.resize(n);
+    std::iota(order.begin(), order.end(), 0);
+  }
   auto less = [&](int a, int b) {
     if (xy[2 * a] != xy[2 * b]) return xy[2 * a] < xy[2 * b];
     if (xy[2 * a + 1] != xy[2 * b + 1]) return xy[2 * a + 1] < xy[2 * b + 1];

@@ -203,7 +203,7 @@ def db_boxes(
     if tuple(dest_sizes.shape) != (batch, 2):
         raise ValueError(f"db_boxes: dest_sizes must be ({batch}, 2), got shape {tuple(dest_sizes.shape)}")
     dest_sizes = dest_sizes.to("cpu", torch.int64).contiguous()
-    if bool((dest_sizes < 0).any()):
+    if batch and int(dest_sizes.min()) < 0:
         raise ValueError("db_boxes: dest_sizes must be non-negative")
     for name, value in (("thresh", thresh), ("box_thresh", box_thresh), ("min_size", min_size)):
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
