@@ -133,6 +133,11 @@ class BorderTracer {
         // Jump to the next pixel that differs from prev, eight at a time: the
         // lowest differing byte of a little-endian word is its first pixel.
         const uint64_t run = 0x0101010101010101ull * uint8_t(prev);
+        while (x + 16 <= width_) {  // two words per test: long runs are common
+          const uint64_t a = load8(line + x) ^ run, b = load8(line + x + 8) ^ run;
+          if ((a | b) != 0) break;
+          x += 16;
+        }
         while (x + 8 <= width_) {
           const uint64_t diff = load8(line + x) ^ run;
           if (diff != 0) {

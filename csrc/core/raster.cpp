@@ -1,5 +1,7 @@
 #include "raster.h"
 
+#include "clones.h"
+
 #include <algorithm>
 
 #include "raster_rows.h"
@@ -125,6 +127,22 @@ void fill_polygon_mask(uint8_t* mask, int height, int width, const int64_t* xy, 
   if (n > 0 && height > 0 && width > 0) fill_polygon(sink, width, height, xy, n, edges);
 }
 
+namespace {
+
+// The sum of n floats in four double lanes (one AVX2 register in the wide
+// variants; the same order, so the same result, in every variant).
+DBF_CPU_CLONES double sum_run(const float* p, int n) {
+  double lane[4] = {0, 0, 0, 0};
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int k = 0; k < 4; ++k) lane[k] += p[i + k];
+  }
+  for (; i < n; ++i) lane[0] += p[i];
+  return (lane[0] + lane[1]) + (lane[2] + lane[3]);
+}
+
+}  // namespace
+
 double polygon_mean(const float* prob, int height, int width, const int32_t* xy, int n, int x0,
                     int y0, int x1, int y1, std::vector<uint8_t>& scratch) {
   x0 = std::clamp(x0, 0, width - 1), x1 = std::clamp(x1, 0, width - 1);
@@ -151,14 +169,8 @@ double polygon_mean(const float* prob, int height, int width, const int32_t* xy,
   }
   double sum = 0.0;
   int64_t count = 0;
-  auto add_run = [&](const float* p, int a, int b) {  // four double lanes
-    double lane[4] = {0, 0, 0, 0};
-    int i = a;
-    for (; i + 4 <= b + 1; i += 4) {
-      for (int k = 0; k < 4; ++k) lane[k] += p[i + k];
-    }
-    for (; i <= b; ++i) lane[0] += p[i];
-    sum += (lane[0] + lane[1]) + (lane[2] + lane[3]);
+  auto add_run = [&](const float* p, int a, int b) {
+    sum += sum_run(p + a, b - a + 1);
     count += b - a + 1;
   };
   for (int y = 0; y < h; ++y) {
