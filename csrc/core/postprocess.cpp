@@ -11,17 +11,24 @@
 namespace dbf {
 
 int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
-  thread_local std::vector<int> order, chain, left, right;
+  struct Scratch {
+    std::vector<int> order, chain, left, right;
+  };
+  thread_local Scratch scratch;  // one thread-local lookup, not four
+  std::vector<int>&order = scratch.order, &chain = scratch.chain, &left = scratch.left, &right = scratch.right;
   order.clear();
   // Only the leftmost and rightmost point of a row can be a vertex of the
-  // strictly convex hull: keep those (the first of equal points) before the
-  // sort when rows are fewer than points, as for contours of filled regions.
+  // strictly convex hull: when rows are fewer than points (contours of filled
+  // regions) keep those (the first of equal points), which row by row are
+  // already in (y, x) order. The monotone chain works in any lexicographic
+  // order, and its turn rule fixes the orientation, so no sort is needed.
   int lo_y = 0, hi_y = -1;
   if (n > 16) {
     lo_y = hi_y = int(xy[1]);
     for (int i = 1; i < n; ++i) lo_y = std::min(lo_y, int(xy[2 * i + 1])), hi_y = std::max(hi_y, int(xy[2 * i + 1]));
   }
-  if (n > 16 && int64_t(hi_y) - lo_y + 1 < n / 2) {
+  const bool by_rows = n > 16 && int64_t(hi_y) - lo_y + 1 < n / 2;
+  if (by_rows) {
     const int rows = hi_y - lo_y + 1;
     left.assign(size_t(rows), -1);
     right.assign(size_t(rows), -1);
@@ -44,18 +51,20 @@ int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
     if (xy[2 * a + 1] != xy[2 * b + 1]) return xy[2 * a + 1] < xy[2 * b + 1];
     return a < b;  // of equal points, the first one represents them
   };
-  std::sort(order.begin(), order.end(), less);
-  auto same = [&](int a, int b) { return xy[2 * a] == xy[2 * b] && xy[2 * a + 1] == xy[2 * b + 1]; };
-  // Of equal points the first one stands for all (OpenCV's pick among equal
-  // points depends on its sort; this choice agrees with it almost always).
-  order.erase(std::unique(order.begin(), order.end(), same), order.end());
+  if (!by_rows) {
+    std::sort(order.begin(), order.end(), less);
+    auto same = [&](int a, int b) { return xy[2 * a] == xy[2 * b] && xy[2 * a + 1] == xy[2 * b + 1]; };
+    // Of equal points the first one stands for all (OpenCV's pick among equal
+    // points depends on its sort; this choice agrees with it almost always).
+    order.erase(std::unique(order.begin(), order.end(), same), order.end());
+  }
   const int u = int(order.size());
   auto cross = [&](int o, int a, int b) {
     return (xy[2 * a] - xy[2 * o]) * (xy[2 * b + 1] - xy[2 * o + 1]) -
            (xy[2 * a + 1] - xy[2 * o + 1]) * (xy[2 * b] - xy[2 * o]);
   };
-  // Monotone chain, strictly convex: the larger-y chain left to right, then
-  // the smaller-y chain back.
+  // Monotone chain, strictly convex: one side in sort order, then the other
+  // back; every kept turn has a negative cross product.
   chain.clear();
   for (int pass = 0; pass < 2; ++pass) {
     const size_t floor = chain.size();

@@ -164,15 +164,21 @@ double polygon_mean(const float* prob, int height, int width, const int32_t* xy,
   y0 = std::clamp(y0, 0, height - 1), y1 = std::clamp(y1, 0, height - 1);
   if (x1 < x0 || y1 < y0 || n <= 0) return 0.0;
   const int w = x1 - x0 + 1, h = y1 - y0 + 1;
-  thread_local std::vector<int64_t> local;
-  thread_local std::vector<int32_t> lo, hi;
+  struct Scratch {
+    std::vector<int64_t> local;
+    std::vector<int32_t> lo, hi;
+    std::vector<Edge> edges;
+  };
+  thread_local Scratch buffers;  // one thread-local lookup, not four
+  std::vector<int64_t>& local = buffers.local;
+  std::vector<int32_t>&lo = buffers.lo, &hi = buffers.hi;
+  std::vector<Edge>& edges = buffers.edges;
   local.resize(2 * size_t(n));
   for (int i = 0; i < n; ++i) local[2 * i] = int64_t(xy[2 * i]) - x0, local[2 * i + 1] = int64_t(xy[2 * i + 1]) - y0;
   // The painted pixels of each row as runs [lo, hi]: one run per row for a
   // convex polygon, else read from a mask.
   lo.assign(size_t(h), w);
   hi.assign(size_t(h), -1);
-  thread_local std::vector<Edge> edges;
   const bool convex = is_convex(local.data(), n);
   if (convex) {
     RangeSink sink{lo.data(), hi.data()};
