@@ -131,8 +131,8 @@ def _detect(args: argparse.Namespace) -> int:
             limit_type=args.limit_type, pad_to=args.pad_to, thresh=args.thresh,
             box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio, amp=args.amp,
             pictures=not args.no_pictures, workers=args.workers, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, TypeError) as error:
-        return _fail("detect", error)
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
+        return _fail("detect", error)  # exit 2: nothing ran; 1 below: some images failed
     if result["rank"] == 0:
         where = f" on {result['world_size']} processes" if result["world_size"] > 1 else ""
         print(f"{result['done']} of {result['images']} images done{where}, "
@@ -148,7 +148,7 @@ def _export(args: argparse.Namespace) -> int:
     try:
         model, _ = load_model(_model_name(args))
         path = export_onnx(model, args.onnx, opset=args.opset, check=not args.no_check)
-    except (ValueError, FileNotFoundError, TypeError, RuntimeError, ImportError) as error:
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
         return _fail("export", error)
     print(f"written {path} (input 'images' (N, 3, H, W), output 'prob' (N, 1, H, W); "
           f"{'checked with onnxruntime' if not args.no_check else 'not checked'})")
@@ -179,7 +179,8 @@ def _add_detect(commands) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
     _add_model(p)
     p.add_argument("--out", default="runs/detect", help="output folder (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=8,
+                   help="images per forward pass")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--output", default="quad", choices=OUTPUTS,
                    help="quad: rotated rectangles; poly: polygons (curved text)")
@@ -187,7 +188,7 @@ def _add_detect(commands) -> None:
     p.add_argument("--limit-type", choices=LIMIT_TYPES,
                    help="max: long side <= limit (default); min: short side >= limit; "
                    "resize_long: long side = limit; short: short side = limit (MhLiao/DB)")
-    p.add_argument("--pad-to", type=int, default=32,
+    p.add_argument("--pad-to", type=_int_at_least(32), default=32,
                    help="pad inputs to multiples of this (a multiple of 32); images of one "
                    "padded size share batches (default: %(default)s, no padding)")
     p.add_argument("--thresh", type=float, help="binarisation threshold (default 0.3)")
@@ -196,7 +197,7 @@ def _add_detect(commands) -> None:
     p.add_argument("--unclip-ratio", type=float, help="(default 1.5, or the checkpoint's)")
     p.add_argument("--amp", action="store_true", help="bfloat16 (CPU) / float16 (CUDA) autocast")
     p.add_argument("--no-pictures", action="store_true", help="JSON only, no annotated PNGs")
-    p.add_argument("--workers", type=int, default=2, help="image reading processes")
+    p.add_argument("--workers", type=_int_at_least(0), default=2, help="image reading processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_detect)
 
@@ -213,6 +214,20 @@ def _add_export(commands) -> None:
     p.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default: %(default)s)")
     p.add_argument("--no-check", action="store_true", help="do not run it with onnxruntime")
     p.set_defaults(run=_export)
+
+
+def _int_at_least(low: int):
+    """An argparse type: an int >= low (argparse then names the flag in its error)."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if number < low:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {value!r}")
+        return number
+
+    return parse
 
 
 def _threads(value: str):

@@ -24,6 +24,11 @@ STRIDE = 32
 OPSET = 17
 TOLERANCE = 1e-4
 """Largest absolute difference from PyTorch allowed when ``check=True``."""
+INPUT_DESCRIPTIONS = {
+    "imagenet": "RGB, (x / 255 - mean) / std with ImageNet mean (0.485, 0.456, 0.406) and std "
+                "(0.229, 0.224, 0.225)",
+    "ppocr": "BGR, (x / 255 - 0.5) / 0.5",
+}
 
 
 def export_onnx(model: torch.nn.Module, path, *, opset: int = OPSET, check: bool = True,
@@ -48,8 +53,8 @@ def export_onnx(model: torch.nn.Module, path, *, opset: int = OPSET, check: bool
         raise TypeError(f"export_onnx: model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 11:
         raise ValueError(f"export_onnx: opset must be an int >= 11, got {opset!r}")
-    if (len(sample_size) != 2 or any(not isinstance(s, int) or s < STRIDE or s % STRIDE
-                                     for s in sample_size)):
+    if (not isinstance(sample_size, (tuple, list)) or len(sample_size) != 2
+            or any(not isinstance(s, int) or s < STRIDE or s % STRIDE for s in sample_size)):
         raise ValueError(f"export_onnx: sample_size must be two positive multiples of {STRIDE}, "
                          f"got {sample_size!r}")
     if any(type(m).__name__ == "ModulatedDeformConv2d" for m in model.modules()):
@@ -57,6 +62,7 @@ def export_onnx(model: torch.nn.Module, path, *, opset: int = OPSET, check: bool
                          "torch's TorchScript ONNX exporter; export a model without DCN")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # renamed once written and checked
     model = copy.deepcopy(model).float().cpu().eval()
     sample = torch.zeros(1, 3, *sample_size)
     dynamic = {0: "batch", 2: "height", 3: "width"}
@@ -64,18 +70,24 @@ def export_onnx(model: torch.nn.Module, path, *, opset: int = OPSET, check: bool
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(model, (sample,), os.fspath(path), dynamo=False, opset_version=opset,
+        torch.onnx.export(model, (sample,), os.fspath(partial), dynamo=False, opset_version=opset,
                           input_names=["images"], output_names=["prob"],
                           dynamic_axes={"images": dynamic, "prob": dynamic})
-    _add_metadata(path, {"producer": "dbnet_fast", "input_norm": getattr(model, "input_norm",
-                                                                         "imagenet"),
-                         "stride": str(STRIDE), "output": "prob: probability map (N, 1, H, W)"})
-    if check:
-        difference = onnx_difference(model, path, (2, 3, sample_size[0] + STRIDE,
-                                                   sample_size[1] + 2 * STRIDE))
-        if not difference <= TOLERANCE:
-            raise RuntimeError(f"export_onnx: onnxruntime's probability map differs from "
-                               f"PyTorch's by {difference:.3g} (> {TOLERANCE}) in {path}")
+    norm = getattr(model, "input_norm", "imagenet")
+    _add_metadata(partial, {"producer": "dbnet_fast", "input_norm": norm,
+                            "input": INPUT_DESCRIPTIONS.get(norm, norm), "stride": str(STRIDE),
+                            "output": "prob: probability map (N, 1, H, W)"})
+    try:
+        if check:
+            difference = onnx_difference(model, partial, (2, 3, sample_size[0] + STRIDE,
+                                                          sample_size[1] + 2 * STRIDE))
+            if not difference <= TOLERANCE:
+                raise RuntimeError(f"export_onnx: onnxruntime's probability map differs from "
+                                   f"PyTorch's by {difference:.3g} (> {TOLERANCE}); {path} "
+                                   f"not written")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

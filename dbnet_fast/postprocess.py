@@ -18,6 +18,7 @@ min-area box has a short side >= min_size + 2. It needs opencv and pyclipper.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -74,6 +75,17 @@ class DBPostProcessor:
             raise ValueError(
                 f"DBPostProcessor: score_mode must be one of {ops.SCORE_MODES}, got {self.score_mode!r}"
             )
+        for name in ("thresh", "box_thresh", "min_size", "unclip_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"DBPostProcessor: {name} must be a finite number, got {value!r}")
+        if self.unclip_ratio <= 0:
+            raise ValueError(f"DBPostProcessor: unclip_ratio must be positive, got {self.unclip_ratio!r}")
+        if isinstance(self.max_candidates, bool) or not isinstance(self.max_candidates, int) \
+                or self.max_candidates < 0:
+            raise ValueError(f"DBPostProcessor: max_candidates must be a non-negative int, got "
+                             f"{self.max_candidates!r}")
 
     def __call__(self, prob: torch.Tensor, sizes=None) -> list[Detections]:
         """``sizes``: each image's original (height, width) (a (B, 2) tensor or
@@ -133,6 +145,19 @@ class DBPostProcessor:
         return Detections(polygons, torch.tensor(scores, dtype=torch.float32))
 
 
+def postprocess_padded(postprocessor: DBPostProcessor, prob: torch.Tensor,
+                       shapes: Sequence[tuple[int, int]],
+                       sizes: Sequence[tuple[int, int]]) -> list[Detections]:
+    """Detections of a padded batch of maps (B, 1, H, W): image b fills the top-left
+    ``shapes[b]`` of its map and ``sizes[b]`` is its original size. One batched call
+    when nothing is padded; otherwise each map is cropped to its image first."""
+    height, width = prob.shape[-2:]
+    if all(tuple(s) == (height, width) for s in shapes):
+        return postprocessor(prob, sizes=list(sizes))
+    return [postprocessor(prob[b:b + 1, :, :h, :w], sizes=[sizes[b]])[0]
+            for b, (h, w) in enumerate(shapes)]
+
+
 def _area_perimeter(points: np.ndarray) -> tuple[float, float]:
     x, y = points[:, 0], points[:, 1]
     area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)))
@@ -157,7 +182,7 @@ def _as_maps(prob) -> torch.Tensor:
 
 def _as_sizes(sizes, batch: int, height: int, width: int) -> torch.Tensor:
     if sizes is None:
-        return torch.tensor([[height, width]] * batch, dtype=torch.int64)
+        return torch.tensor([[height, width]] * batch, dtype=torch.int64).reshape(batch, 2)
     # NumPy, not torch: these few numbers are checked once per call, in microseconds
     try:
         dest = np.asarray(sizes.cpu() if isinstance(sizes, torch.Tensor) else sizes,
@@ -166,6 +191,8 @@ def _as_sizes(sizes, batch: int, height: int, width: int) -> torch.Tensor:
         raise ValueError("DBPostProcessor: sizes must be (height, width) numbers") from error
     if dest.ndim == 1 and dest.size == 2:
         dest = np.broadcast_to(dest, (batch, 2))
+    if dest.size == 0:
+        dest = dest.reshape(0, 2)
     if dest.shape != (batch, 2):
         raise ValueError(f"DBPostProcessor: sizes must give (height, width) for each of the {batch} images")
     if not np.isfinite(dest).all() or (dest < 0).any() or (dest != np.round(dest)).any():

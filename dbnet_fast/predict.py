@@ -36,11 +36,12 @@ import cv2
 import numpy as np
 import torch
 
-from dbnet_fast.data.transforms import LIMIT_TYPES, inference_size, normalize
-from dbnet_fast.postprocess import DBPostProcessor, Detections
+from dbnet_fast.data.transforms import inference_size, normalize
+from dbnet_fast.engine.checkpoint import PPOCR_ARCH, unwrap
+from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
 COLORS = ("bgr", "rgb")
-PPOCR_MODEL = "ppocr-v4"
+PPOCR_MODEL = PPOCR_ARCH
 """``model_or_checkpoint`` name of PaddleOCR's pretrained PP-OCRv4 mobile detector."""
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
@@ -70,7 +71,10 @@ def read_image(path) -> np.ndarray:
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     data = np.fromfile(path, dtype=np.uint8)  # imdecode: non-ASCII paths work too
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as error:  # e.g. more pixels than OpenCV allows
+        raise ImageReadError(f"{path}: OpenCV cannot decode it ({str(error).strip()})") from error
     if image is None:
         raise ImageReadError(f"{path}: not an image OpenCV can decode")
     return image
@@ -95,12 +99,13 @@ def list_images(inputs: Iterable) -> list[Path]:
 
 
 def load_model(model_or_checkpoint, device="cpu"):
-    """A module, ``"ppocr-v4"`` or a checkpoint path -> ``(model in eval mode on device,
-    post-processing defaults from its training configuration)``."""
+    """A module, ``"ppocr-v4"`` or a checkpoint path -> ``(model on device,
+    post-processing defaults from its training configuration)``. A module is
+    unwrapped from DDP and moved to ``device`` (in place, as ``.to`` does)."""
     from dbnet_fast.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
     if isinstance(model_or_checkpoint, torch.nn.Module):
-        return model_or_checkpoint.to(device).eval(), dict(_DEFAULTS)
+        return unwrap(model_or_checkpoint).to(device), dict(_DEFAULTS)
     if model_or_checkpoint == PPOCR_MODEL:
         from dbnet_fast.model import load_ppocr_det
 
@@ -151,7 +156,10 @@ class Preprocessor:
         if isinstance(image, (str, os.PathLike)):
             return read_image(image)
         if isinstance(image, torch.Tensor):
-            if image.dim() == 3 and image.shape[0] in (1, 3, 4):
+            if image.dim() == 3:
+                if image.shape[0] not in (1, 3, 4):
+                    raise ValueError(f"DBPredictor: a 3-D image tensor must be (C, H, W) with C "
+                                     f"1, 3 or 4 (as torchvision reads), got {tuple(image.shape)}")
                 image = image.permute(1, 2, 0)
             array, color = image.detach().cpu().numpy(), self.color or "rgb"
         elif isinstance(image, np.ndarray):
@@ -181,19 +189,6 @@ class Preprocessor:
         if (h, w) != (height, width):
             bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
         return PreparedImage(normalize_input(bgr, self.input_norm), (height, width))
-
-
-def postprocess_padded(postprocessor: DBPostProcessor, prob: torch.Tensor,
-                       shapes: Sequence[tuple[int, int]],
-                       sizes: Sequence[tuple[int, int]]) -> list[Detections]:
-    """Detections of a padded batch of maps (B, 1, H, W): image b fills the top-left
-    ``shapes[b]`` of its map and ``sizes[b]`` is its original size. One batched call
-    when nothing is padded; otherwise each map is cropped to its image first."""
-    height, width = prob.shape[-2:]
-    if all(tuple(s) == (height, width) for s in shapes):
-        return postprocessor(prob, sizes=list(sizes))
-    return [postprocessor(prob[b:b + 1, :, :h, :w], sizes=[sizes[b]])[0]
-            for b, (h, w) in enumerate(shapes)]
 
 
 class DBPredictor:
@@ -243,6 +238,10 @@ class DBPredictor:
             raise ValueError(f"DBPredictor: pad_to must be a positive multiple of 32, got {pad_to!r}")
         self.batch_size, self.pad_to, self.amp = batch_size, pad_to, bool(amp)
         self.postprocessor = self._postprocessor(postprocess, defaults)
+        if self.device.type == "cuda" and self.postprocessor.score_mode == "slow" \
+                and self.postprocessor.output == "quad":
+            raise ValueError("DBPredictor: score_mode='slow' has no CUDA implementation; use "
+                             "score_mode='fast' or device='cpu'")
 
     @staticmethod
     def _postprocessor(postprocess, defaults) -> DBPostProcessor:
@@ -284,12 +283,18 @@ class DBPredictor:
 
     @torch.no_grad()
     def run(self, prepared: Sequence[PreparedImage]) -> list[Detections]:
-        """Detections of prepared images, in their order."""
+        """Detections of prepared images, in their order. The model runs in eval
+        mode; its mode is restored after (a model in training stays so)."""
         results: list[Detections | None] = [None] * len(prepared)
-        for indices in self.batches(prepared):
-            found = self._run_batch([prepared[i] for i in indices])
-            for i, detections in zip(indices, found):
-                results[i] = detections
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for indices in self.batches(prepared):
+                found = self._run_batch([prepared[i] for i in indices])
+                for i, detections in zip(indices, found):
+                    results[i] = detections
+        finally:
+            self.model.train(was_training)
         return results
 
     def _run_batch(self, items: list[PreparedImage]) -> list[Detections]:
@@ -310,4 +315,7 @@ class DBPredictor:
             images = list(images)  # a (B, 3, H, W) batch of equal-size images
         elif isinstance(images, (str, os.PathLike, np.ndarray, torch.Tensor)):
             images = [images]
+        elif not isinstance(images, (list, tuple)):
+            raise TypeError(f"DBPredictor: images must be an image (path, array, tensor) or a "
+                            f"list or tuple of them, got {type(images).__name__}")
         return self.run([self.prepare(image) for image in images])

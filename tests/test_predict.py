@@ -400,3 +400,91 @@ def test_init_from_ppocr_and_from_checkpoint(real, ppocr, tmp_path):
         initialise(build_model("resnet18", inner_channels=64), str(path))
     with pytest.raises(ValueError, match="RSE-FPN"):
         build_model("ppocr-v4", neck="asf")
+
+
+# ----------------------------------------------------------------------------- edge cases
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height (and holds no pixels)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_output_names_never_collide():
+    from dbnet_fast.engine.detect import output_names
+
+    paths = [Path(p) for p in ("x/a.png", "y/a.jpg", "z/a-1.png", "w/A.png", "v/summary.rank0.png",
+                               "u/b.png")]
+    names = output_names(paths)
+    assert len({n.casefold() for n in names}) == len(names)
+    assert names[0] == "a" and names[-1] == "b"
+    assert names[4] == "summary.rank0-1"
+
+
+def test_detect_refuses_to_overwrite_inputs_and_survives_bad_files(image_dir, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "page.png").write_bytes((image_dir / "networkx_labels.png").read_bytes())
+    assert main(["detect", str(folder), "--model", "ppocr-v4", "--out", str(folder),
+                 "--device", "cpu", "--no-progress"]) == 2
+    assert "would replace an input" in capsys.readouterr().err
+    assert cv2.imread(str(folder / "page.png")) is not None and not (folder / "page.json").exists()
+    (folder / "huge.png").write_bytes(_png_header_only(60000, 60000))  # more pixels than allowed
+    out = tmp_path / "out"
+    assert main(["detect", str(folder), str(folder / "page.png"), "--model", "ppocr-v4", "--out",
+                 str(out), "--device", "cpu", "--workers", "1", "--no-progress"]) == 1
+    summary = json.loads((out / "summary.rank0.json").read_text())
+    assert summary["done"] == 1 and summary["failed"] == 1  # page.png listed twice: done once
+    assert "huge.png" in summary["errors"][0]
+    for bad in (["--batch-size", "0"], ["--workers", "-1"], ["--pad-to", "16"]):
+        with pytest.raises(SystemExit):
+            main(["detect", str(folder), "--model", "ppocr-v4", *bad])
+        assert bad[0] in capsys.readouterr().err
+
+
+def test_predictor_edge_inputs(ppocr):
+    predictor = DBPredictor(ppocr, device="cpu")
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        predictor(torch.zeros(200, 3, 3, dtype=torch.uint8))  # HWC tensors are refused
+    with pytest.raises(TypeError, match="list or tuple"):
+        predictor(3)
+    assert predictor([]) == []
+    ppocr.train()
+    predictor(np.zeros((40, 40, 3), np.uint8))
+    assert ppocr.training  # the caller's mode is restored
+    ppocr.eval()
+    with pytest.raises(ValueError, match="thresh"):
+        DBPredictor(ppocr, device="cpu", postprocess={"thresh": float("nan")})
+
+
+def test_inference_size_is_capped():
+    from dbnet_fast.data.transforms import MAX_SIDE_LIMIT
+
+    for limit_type in ("min", "short", "resize_long"):
+        h, w = inference_size(1, 100000, 736, limit_type)
+        assert max(h, w) <= MAX_SIDE_LIMIT and min(h, w) >= 32
+    assert inference_size(100, 100, 5000, "resize_long") == (4992, 4992)  # an explicit limit wins
+
+
+def test_empty_batches_and_bad_postprocess_settings():
+    assert DBPostProcessor()(torch.zeros(0, 1, 32, 32)) == []
+    assert DBPostProcessor()(torch.zeros(0, 1, 32, 32), sizes=[]) == []
+    for kwargs in ({"thresh": float("nan")}, {"unclip_ratio": 0}, {"max_candidates": -1},
+                   {"box_thresh": "0.5"}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            DBPostProcessor(**kwargs)
+
+
+def test_evaluate_refuses_ppocr_normalised_models(ppocr):
+    from dbnet_fast.engine import evaluate
+
+    with pytest.raises(ValueError, match="input_norm"):
+        evaluate(ppocr, [None])

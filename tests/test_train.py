@@ -232,6 +232,11 @@ def test_fine_tune_from_ppocr_v4(tmp_path):
     again = train(tiny(tmp_path / "b", arch="ppocr-v4", init=str(tmp_path / "a" / "last.pt"),
                        max_steps=1))
     assert again["step"] == 1
+    # resuming does not need the init checkpoint any more (the run has its own)
+    (tmp_path / "a" / "last.pt").rename(tmp_path / "moved.pt")
+    resumed = train(tiny(tmp_path / "b", arch="ppocr-v4", init=str(tmp_path / "a" / "last.pt"),
+                         max_steps=2, resume=True))
+    assert resumed["step"] == 2
     with pytest.raises(ValueError, match="needs arch"):
         tiny(tmp_path / "c", init="ppocr-v4")
     with pytest.raises(FileNotFoundError, match="init checkpoint"):

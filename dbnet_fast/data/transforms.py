@@ -88,6 +88,8 @@ def normalize(image: np.ndarray) -> torch.Tensor:
 
 
 LIMIT_TYPES = ("max", "min", "resize_long", "short")
+MAX_SIDE_LIMIT = 4000
+"""inference_size never makes a side longer than this (or than limit_side_len, if larger)."""
 
 
 def inference_size(height: int, width: int, limit_side_len: int = 960, limit_type: str = "max",
@@ -105,7 +107,10 @@ def inference_size(height: int, width: int, limit_side_len: int = 960, limit_typ
       equals ``limit_side_len`` (rounded to a multiple), the long side rounded up.
 
     Sides are then rounded to the nearest multiple of ``multiple`` (at least one
-    multiple), truncating ``side * ratio`` first as PaddleOCR does.
+    multiple), truncating ``side * ratio`` first as PaddleOCR does. Whatever
+    the type, the long side is then kept within ``max(MAX_SIDE_LIMIT,
+    limit_side_len)`` (newer PaddleOCR caps it at 4000 too): a 1 x 10000 strip
+    enlarged to a 736 short side would otherwise need gigabytes.
     """
     if limit_type not in LIMIT_TYPES:
         raise ValueError(f"limit_type must be one of {LIMIT_TYPES}, got {limit_type!r}")
@@ -115,16 +120,20 @@ def inference_size(height: int, width: int, limit_side_len: int = 960, limit_typ
     if height < 1 or width < 1:
         raise ValueError(f"image is empty: {height}x{width}")
     m = multiple
+    cap = max(MAX_SIDE_LIMIT, limit_side_len)
     if limit_type == "short":
         short = max(m, round(limit_side_len / m) * m)
         long_side = max(m, math.ceil(short / min(height, width) * max(height, width) / m) * m)
-        return (short, long_side) if height <= width else (long_side, short)
-    if limit_type == "max":
+        if long_side <= cap:
+            return (short, long_side) if height <= width else (long_side, short)
+        ratio = cap / max(height, width)  # too elongated: the long side at the cap
+    elif limit_type == "max":
         ratio = limit_side_len / max(height, width) if max(height, width) > limit_side_len else 1.0
     elif limit_type == "min":
         ratio = limit_side_len / min(height, width) if min(height, width) < limit_side_len else 1.0
     else:
         ratio = limit_side_len / max(height, width)
+    ratio = min(ratio, cap / max(height, width))
     return (max(m, int(round(int(height * ratio) / m) * m)),
             max(m, int(round(int(width * ratio) / m) * m)))
 

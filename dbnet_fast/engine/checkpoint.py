@@ -132,7 +132,10 @@ def initialise(model: torch.nn.Module, init: str | None) -> None:
         weights = load_ppocr_det(input_norm="imagenet").state_dict()
         # the export has no threshold branch: keep the model's own initialisation
         weights = {k: v for k, v in weights.items() if not k.startswith("thresh_head.")}
-        unwrap(model).load_state_dict(weights, strict=False)
+        missing, unexpected = unwrap(model).load_state_dict(weights, strict=False)
+        if unexpected or any(not k.startswith("thresh_head.") for k in missing):
+            raise RuntimeError(f"init '{PPOCR_ARCH}': the weights do not fit the model (missing "
+                               f"{missing}, unexpected {unexpected})")
         return
     state = load_checkpoint(init)
     if state["model_config"] != model_config(model):

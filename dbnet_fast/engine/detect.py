@@ -18,8 +18,8 @@ one of them returns (and exits with) the same verdict.
 
 from __future__ import annotations
 
+import re
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,9 +28,11 @@ import numpy as np
 import torch
 
 from dbnet_fast.engine.atomic import atomic_write_image, atomic_write_json
-from dbnet_fast.predict import (DBPredictor, ImageReadError, PreparedImage, Preprocessor,
-                                list_images)
+from dbnet_fast.predict import (IMAGE_SUFFIXES, DBPredictor, ImageReadError, PreparedImage,
+                                Preprocessor, list_images)
 
+SUMMARY_NAME = re.compile(r"summary\.rank\d+")
+"""Names of the per-process summaries, which no image output may take."""
 CHUNK_BATCHES = 4
 """Images prepared ahead of the model, in batches: shape grouping works within a chunk."""
 
@@ -46,8 +48,10 @@ class _Loaded:
 class _Images(torch.utils.data.Dataset):
     """Reads and prepares images in DataLoader workers; errors come back as values."""
 
-    def __init__(self, paths: Sequence[Path], preprocess: Preprocessor, indices: Sequence[int]):
+    def __init__(self, paths: Sequence[Path], preprocess: Preprocessor, indices: Sequence[int],
+                 keep_image: bool):
         self.paths, self.preprocess, self.indices = paths, preprocess, indices
+        self.keep_image = keep_image  # the decoded original, for the picture only
 
     def __len__(self):
         return len(self.indices)
@@ -56,9 +60,11 @@ class _Images(torch.utils.data.Dataset):
         index = self.indices[i]
         try:
             image = self.preprocess.to_bgr(self.paths[index])
-            return _Loaded(index, image, self.preprocess(image))
-        except (ImageReadError, ValueError, TypeError, OSError) as error:
+            return _Loaded(index, image if self.keep_image else None, self.preprocess(image))
+        except ImageReadError as error:
             return _Loaded(index, error=str(error))
+        except Exception as error:  # noqa: BLE001 - one bad image must not end the run
+            return _Loaded(index, error=f"{self.paths[index]}: {type(error).__name__}: {error}")
 
 
 def _as_is(item):
@@ -66,13 +72,18 @@ def _as_is(item):
 
 
 def output_names(paths: Sequence[Path]) -> list[str]:
-    """One output name per input: the stem, with ``-k`` on the k-th repeat of a stem."""
-    seen: Counter = Counter()
+    """One output name per input: the stem, or ``stem-k`` with the smallest k >= 1
+    that no earlier input took. Names are compared case-folded (case-insensitive
+    file systems) and never take the run's ``summary.rank<R>`` names."""
+    taken: set[str] = set()
     names = []
     for path in paths:
-        stem = path.stem
-        names.append(stem if seen[stem] == 0 else f"{stem}-{seen[stem]}")
-        seen[stem] += 1
+        name, k = path.stem, 0
+        while name.casefold() in taken or SUMMARY_NAME.fullmatch(name.casefold()):
+            k += 1
+            name = f"{path.stem}-{k}"
+        taken.add(name.casefold())
+        names.append(name)
     return names
 
 
@@ -100,9 +111,13 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
     ``failed``, ``detections``, ``seconds``, and this process's ``errors``."""
     from dbnet_fast.engine import distributed
 
-    paths = list_images(inputs)
+    paths = list(dict.fromkeys(p.resolve() for p in list_images(inputs)))  # each file once
     if not paths:
-        raise ValueError("detect: no images found in the inputs")
+        raise ValueError(f"detect: no images in {[str(i) for i in inputs]} (folders are read "
+                         f"one level deep, files ending in {', '.join(IMAGE_SUFFIXES)})")
+    out = Path(out)
+    names = output_names(paths)
+    _check_outputs_spare_inputs(paths, names, out)
     ctx = distributed.setup(device)
     try:
         options = {k: v for k, v in (("thresh", thresh), ("box_thresh", box_thresh),
@@ -110,9 +125,7 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
         predictor = DBPredictor(model, ctx.device, limit_side_len=limit_side_len,
                                 limit_type=limit_type, batch_size=batch_size, pad_to=pad_to,
                                 amp=amp, postprocess={**options, "output": output})
-        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        names = output_names(paths)
         mine = list(range(ctx.rank, len(paths), ctx.world_size))
         counts, errors = _detect_shard(predictor, paths, names, mine, out, str(model), output,
                                        pictures, workers, progress and ctx.is_main)
@@ -124,8 +137,19 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
     finally:
         distributed.cleanup(ctx)
     return {"images": len(paths), "done": done, "failed": failed, "detections": found,
-            "seconds": counts["seconds"], "errors": errors, "out": str(out),
+            "seconds": counts["seconds"], "errors": errors, "out": str(out),  # this process's
             "rank": ctx.rank, "world_size": ctx.world_size}
+
+
+def _check_outputs_spare_inputs(paths: Sequence[Path], names: Sequence[str], out: Path) -> None:
+    """ValueError if an output file (JSON, PNG) would replace one of the inputs."""
+    inputs = set(paths)
+    folder = out.resolve()
+    for name in names:
+        for suffix in (".json", ".png"):
+            if folder / f"{name}{suffix}" in inputs:
+                raise ValueError(f"detect: the output {folder / (name + suffix)} would replace an "
+                                 f"input image; choose another --out folder")
 
 
 def _detect_shard(predictor, paths, names, indices, out, model, output, pictures, workers,
@@ -133,7 +157,7 @@ def _detect_shard(predictor, paths, names, indices, out, model, output, pictures
     from dbnet_fast.engine.demo import draw_detections
 
     loader = torch.utils.data.DataLoader(
-        _Images(paths, predictor.preprocess, indices), batch_size=None, collate_fn=_as_is, num_workers=workers,
+        _Images(paths, predictor.preprocess, indices, keep_image=pictures), batch_size=None, collate_fn=_as_is, num_workers=workers,
         prefetch_factor=predictor.batch_size if workers > 0 else None)
     bar = None
     if progress:

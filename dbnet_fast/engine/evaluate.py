@@ -10,8 +10,7 @@ import torch
 
 from dbnet_fast.data import collate, unscale_polygons
 from dbnet_fast.metrics import evaluate_detections
-from dbnet_fast.postprocess import DBPostProcessor, Detections
-from dbnet_fast.predict import postprocess_padded
+from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
 
 def _original_size(batch: dict, b: int, valid) -> tuple[int, int]:
@@ -79,6 +78,10 @@ def evaluate(model: torch.nn.Module, dataset, postprocessor: DBPostProcessor | N
         raise ValueError(f"evaluate: batch_size must be a positive int, got {batch_size!r}")
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset is empty")
+    if getattr(model, "input_norm", "imagenet") != "imagenet":
+        raise ValueError(f"evaluate: the dataset gives ImageNet-normalised RGB images but the "
+                         f"model takes input_norm={model.input_norm!r} (PPOCRDet: build it with "
+                         f"input_norm='imagenet')")
     device = torch.device(device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          num_workers=num_workers, collate_fn=collate)

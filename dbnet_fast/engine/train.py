@@ -133,7 +133,7 @@ class TrainConfig:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.init == PPOCR_ARCH and self.arch != PPOCR_ARCH:
             raise ValueError(f"init '{PPOCR_ARCH}' needs arch '{PPOCR_ARCH}', got {self.arch!r}")
-        if self.init not in (None, PPOCR_ARCH) and not Path(self.init).is_file():
+        if self.init not in (None, PPOCR_ARCH) and not self.resume and not Path(self.init).is_file():
             raise FileNotFoundError(f"init checkpoint {self.init} does not exist")
         if self.neck not in NECKS:
             raise ValueError(f"neck must be one of {NECKS}, got {self.neck!r}")
