@@ -49,7 +49,7 @@ def predictor(model: str, device: str) -> DBPredictor:
         policy, batch_size = MODELS[model]
         if model == "r18":
             checkpoint = os.environ.get("DBF_BENCH_CHECKPOINT")
-            source = checkpoint if checkpoint else build_model("resnet18")
+            source = checkpoint if checkpoint else build_model("resnet18").eval()
         else:
             source = model
         _cache[key] = DBPredictor(source, device, batch_size=batch_size, **policy)
