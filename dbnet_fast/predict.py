@@ -38,6 +38,7 @@ import torch
 
 from dbnet_fast.data.transforms import inference_size, normalize
 from dbnet_fast.engine.checkpoint import PPOCR_ARCH, unwrap
+from dbnet_fast.engine.distributed import autocast
 from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
 COLORS = ("bgr", "rgb")
@@ -304,8 +305,7 @@ class DBPredictor:
         for b, p in enumerate(items):
             images[b, :, :shapes[b][0], :shapes[b][1]] = p.tensor
         images = images.to(self.device, non_blocking=True)
-        dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=self.amp):
+        with autocast(self.device, self.amp):
             prob = self.model(images)
         return postprocess_padded(self.postprocessor, prob.float(), shapes,
                                   [p.size for p in items])

@@ -69,20 +69,8 @@ void fill_polygon(Sink& sink, int w, int h, const int64_t* xy, int n, std::vecto
     const int64_t ax = xy[2 * p], ay = xy[2 * p + 1], bx = xy[2 * i], by = xy[2 * i + 1];
     draw_line(sink, w, h, ax, ay, bx, by);
     if (ay == by) continue;
-    // The scanline edge follows the part of the segment inside the mask
-    // (OpenCV >= 4.8 clips it, then extends it back to the original rows).
-    int64_t cax = ax, cay = ay, cbx = bx, cby = by;
-    if (segment_leaves(w, h, ax, ay, bx, by)) {
-      int64_t tax = ax, tay = ay, tbx = bx, tby = by;
-      clip_line(w, h, tax, tay, tbx, tby);
-      if (tay != tby) cay = tay, cby = tby;
-      cax = tax, cbx = tbx;
-    }
-    const int64_t one = int64_t(1) << kShift;
     Edge e;
-    e.dx = (cbx * one - cax * one) / (cby - cay);
-    if (ay < by) e.y0 = ay, e.y1 = by, e.x = cax * one + (ay - cay) * e.dx;
-    else e.y0 = by, e.y1 = ay, e.x = cbx * one + (by - cby) * e.dx;
+    scanline_edge(w, h, ax, ay, bx, by, e.y0, e.y1, e.x, e.dx);
     edges.push_back(e);
   }
   if (edges.size() < 2) return;

@@ -107,6 +107,26 @@ struct OutlineLine {
   }
 };
 
+
+// The scanline edge of the non-horizontal segment (ax, ay) -> (bx, by) in a
+// w x h window: rows [y0, y1), the 16.16 x at y0 and its step per row. It
+// follows the part of the segment inside the window, extended back to the
+// original rows (OpenCV >= 4.8 clips, then extends).
+DBF_HOST_DEVICE void scanline_edge(int64_t w, int64_t h, int64_t ax, int64_t ay, int64_t bx, int64_t by,
+                                   int64_t& y0, int64_t& y1, int64_t& x, int64_t& dx) {
+  int64_t cax = ax, cay = ay, cbx = bx, cby = by;
+  if (segment_leaves(w, h, ax, ay, bx, by)) {
+    int64_t tax = ax, tay = ay, tbx = bx, tby = by;
+    clip_line(w, h, tax, tay, tbx, tby);
+    if (tay != tby) cay = tay, cby = tby;
+    cax = tax, cbx = tbx;
+  }
+  const int64_t one = int64_t(1) << kRasterShift;
+  dx = (cbx * one - cax * one) / (cby - cay);
+  if (ay < by) y0 = ay, y1 = by, x = cax * one + (ay - cay) * dx;
+  else y0 = by, y1 = ay, x = cbx * one + (by - cby) * dx;
+}
+
 // fillPoly of the quadrilateral `corners` (4 integer points, interleaved, in a
 // w x h window) as per-row pixel intervals.
 struct QuadRaster {
@@ -124,23 +144,7 @@ struct QuadRaster {
       const int64_t ax = xy[2 * p], ay = xy[2 * p + 1], bx = xy[2 * i], by = xy[2 * i + 1];
       lines[i].set(w, h, ax, ay, bx, by);
       if (ay == by) continue;
-      // The scanline edge follows the part of the segment inside the window,
-      // extended back to the original rows (OpenCV >= 4.8).
-      int64_t cax = ax, cay = ay, cbx = bx, cby = by;
-      if (segment_leaves(w, h, ax, ay, bx, by)) {
-        int64_t tax = ax, tay = ay, tbx = bx, tby = by;
-        clip_line(w, h, tax, tay, tbx, tby);
-        if (tay != tby) cay = tay, cby = tby;
-        cax = tax, cbx = tbx;
-      }
-      const int64_t one = int64_t(1) << kRasterShift;
-      const int64_t dx = (cbx * one - cax * one) / (cby - cay);
-      edge_dx[edges] = dx;
-      if (ay < by) {
-        edge_y0[edges] = ay, edge_y1[edges] = by, edge_x[edges] = cax * one + (ay - cay) * dx;
-      } else {
-        edge_y0[edges] = by, edge_y1[edges] = ay, edge_x[edges] = cbx * one + (by - cby) * dx;
-      }
+      scanline_edge(w, h, ax, ay, bx, by, edge_y0[edges], edge_y1[edges], edge_x[edges], edge_dx[edges]);
       ++edges;
     }
     fill_y0 = fill_y1 = 0;

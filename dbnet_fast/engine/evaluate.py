@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from dbnet_fast.data import collate, unscale_polygons
+from dbnet_fast.engine.distributed import autocast
 from dbnet_fast.metrics import evaluate_detections
 from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
@@ -29,8 +30,7 @@ def predict_batch(model, batch: dict, postprocessor: DBPostProcessor, device,
     batches of mixed sizes are padded) and post-processed with the original
     size from the sample's ``shape``, so boxes come back in original pixels."""
     images = batch["image"].to(device, non_blocking=True)
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    with torch.autocast(device_type=device.type, dtype=dtype, enabled=amp):
+    with autocast(device, amp):
         prob = model(images)
     height, width = prob.shape[-2:]
     valid = batch.get("valid_size")

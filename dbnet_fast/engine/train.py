@@ -307,11 +307,6 @@ def _check_resume(saved: dict, config: TrainConfig, world_size: int) -> None:
                          f"processes, this run has {world_size}")
 
 
-def _autocast(device: torch.device, enabled: bool):
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
-
-
 def train(config: TrainConfig) -> dict:
     """Trains a DBNet as ``config`` says.
 
@@ -493,7 +488,7 @@ def _train_step(net, loss_fn, optimizer, scaler, batch, device, amp) -> dict[str
     images = batch["image"].to(device, non_blocking=True)
     targets = {k: batch[k].to(device, non_blocking=True)
                for k in ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")}
-    with _autocast(device, amp):
+    with dist_utils.autocast(device, amp):
         outputs = net(images)
     total, terms = loss_fn(outputs, targets)
     if not torch.isfinite(total):

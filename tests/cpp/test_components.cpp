@@ -17,6 +17,7 @@
 #include "../../csrc/core/postprocess.h"
 #include "../../csrc/core/raster.h"
 #include "check.h"
+#include "flood_labels.h"
 
 namespace {
 
@@ -100,28 +101,6 @@ void test_hull_chains() {
   }
 }
 
-// Flood-fill labels: each text pixel named by its component's first pixel.
-std::vector<int32_t> flood_labels(const std::vector<uint8_t>& text, int h, int w) {
-  std::vector<int32_t> label(text.size(), -1);
-  for (int32_t s = 0; s < h * w; ++s) {
-    if (!text[s] || label[s] >= 0) continue;
-    std::vector<int32_t> todo{s};
-    label[s] = s;
-    while (!todo.empty()) {
-      const int32_t p = todo.back();
-      todo.pop_back();
-      for (int dy = -1; dy <= 1; ++dy) {
-        for (int dx = -1; dx <= 1; ++dx) {
-          const int x = p % w + dx, y = p / w + dy;
-          if (x < 0 || y < 0 || x >= w || y >= h) continue;
-          const int32_t q = y * w + x;
-          if (text[q] && label[q] < 0) label[q] = s, todo.push_back(q);
-        }
-      }
-    }
-  }
-  return label;
-}
 
 // The hull of a component from its rows' extreme pixels, ordered by
 // order_component_hull, equals convex_hull of its traced outer border
@@ -147,7 +126,7 @@ void test_component_hulls() {
       }
     }
     for (auto& v : text) v ^= (rng() % 100) < unsigned(t % 4 == 0 ? 20 : 2);
-    const std::vector<int32_t> label = flood_labels(text, h, w);
+    const std::vector<int32_t> label = dbf_test::flood_labels(text, h, w);
     const dbf::Contours contours = dbf::trace_contours(text.data(), h, w, true);
     for (int64_t c = 0; c < contours.count(); ++c) {
       const int64_t begin = contours.offsets[c], n = contours.offsets[c + 1] - begin;
@@ -227,25 +206,7 @@ void test_labelling() {
     const double density = (t % 5 + 1) / 6.0;
     std::vector<uint8_t> text(size_t(h) * w);
     for (auto& v : text) v = (rng() % 1000) < density * 1000;
-    // Reference: flood fill, each component named by its first pixel.
-    std::vector<int32_t> expected(text.size(), -1);
-    for (int32_t s = 0; s < h * w; ++s) {
-      if (!text[s] || expected[s] >= 0) continue;
-      std::vector<int32_t> todo{s};
-      expected[s] = s;
-      while (!todo.empty()) {
-        const int32_t p = todo.back();
-        todo.pop_back();
-        for (int dy = -1; dy <= 1; ++dy) {
-          for (int dx = -1; dx <= 1; ++dx) {
-            const int x = p % w + dx, y = p / w + dy;
-            if (x < 0 || y < 0 || x >= w || y >= h) continue;
-            const int32_t q = y * w + x;
-            if (text[q] && expected[q] < 0) expected[q] = s, todo.push_back(q);
-          }
-        }
-      }
-    }
+    const std::vector<int32_t> expected = dbf_test::flood_labels(text, h, w);
     for (int pass = 0; pass < 3; ++pass) {
       std::vector<int32_t> order(text.size());
       std::iota(order.begin(), order.end(), 0);

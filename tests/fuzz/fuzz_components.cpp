@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fuzz_input.h"
+#include "../cpp/flood_labels.h"
 #include "../../csrc/core/components.h"
 #include "../../csrc/core/postprocess.h"
 #include "../../csrc/core/raster.h"
@@ -27,27 +28,6 @@ void fail(const char* what) {
   std::abort();
 }
 
-std::vector<int32_t> flood_labels(const std::vector<uint8_t>& text, int h, int w) {
-  std::vector<int32_t> label(text.size(), -1), todo;
-  for (int32_t s = 0; s < h * w; ++s) {
-    if (!text[s] || label[s] >= 0) continue;
-    label[s] = s;
-    todo.assign(1, s);
-    while (!todo.empty()) {
-      const int32_t p = todo.back();
-      todo.pop_back();
-      for (int dy = -1; dy <= 1; ++dy) {
-        for (int dx = -1; dx <= 1; ++dx) {
-          const int x = p % w + dx, y = p / w + dy;
-          if (x < 0 || y < 0 || x >= w || y >= h) continue;
-          const int32_t q = y * w + x;
-          if (text[q] && label[q] < 0) label[q] = s, todo.push_back(q);
-        }
-      }
-    }
-  }
-  return label;
-}
 
 }  // namespace
 
@@ -91,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::vector<int32_t> label(text.size());
   dbf::label_sequential(text.data(), label.data(), height, width, seed);
-  if (label != flood_labels(text, height, width)) fail("labels differ from a flood fill");
+  if (label != dbf_test::flood_labels(text, height, width)) fail("labels differ from a flood fill");
 
   // Row-wise fillPoly of a quad anywhere near the window against the mask.
   int64_t quad[8];
