@@ -23,11 +23,7 @@ namespace {
 
 using dbf_fuzz::Reader;
 
-void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_components: %s\n", what);
-  std::abort();
-}
-
+void fail(const char* what) { dbf_fuzz::fail("fuzz_components", what); }
 
 }  // namespace
 
@@ -36,13 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int height = 1 + in.take<uint8_t>() % 48, width = 1 + in.take<uint8_t>() % 48;
   const uint8_t flags = in.take<uint8_t>();
   const uint64_t seed = in.take<uint8_t>();
-  dbf::PostParams params;
-  params.thresh = float(in.take<uint8_t>()) / 255.f;
-  params.box_thresh = double(in.take<uint8_t>()) / 255.0;
-  params.unclip_ratio = 0.1 + double(in.take<uint8_t>()) / 32.0;
-  params.max_candidates = in.take<uint8_t>();
-  params.dilate = flags & 2;
-  params.min_size = double(flags >> 4);
+  const dbf::PostParams params = dbf_fuzz::take_params(in, flags);
   std::vector<float> prob(size_t(height) * width);
   for (float& p : prob) p = (flags & 4) ? in.take<float>() : float(in.take<uint8_t>()) / 255.f;
   bool finite = true;

@@ -21,10 +21,7 @@ namespace {
 
 using dbf_fuzz::Reader;
 
-void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_postprocess: %s\n", what);
-  std::abort();
-}
+void fail(const char* what) { dbf_fuzz::fail("fuzz_postprocess", what); }
 
 }  // namespace
 
@@ -32,14 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reader in{data, size};
   const int height = 1 + in.take<uint8_t>() % 48, width = 1 + in.take<uint8_t>() % 48;
   const uint8_t flags = in.take<uint8_t>();
-  dbf::PostParams params;
-  params.thresh = float(in.take<uint8_t>()) / 255.f;
-  params.box_thresh = double(in.take<uint8_t>()) / 255.0;
-  params.unclip_ratio = 0.1 + double(in.take<uint8_t>()) / 32.0;
-  params.max_candidates = in.take<uint8_t>();
+  dbf::PostParams params = dbf_fuzz::take_params(in, flags);
   params.slow_score = flags & 1;
-  params.dilate = flags & 2;
-  params.min_size = double(flags >> 4);
   // The map: bytes as probabilities, or (flag 4) raw float bits.
   std::vector<float> prob(size_t(height) * width);
   for (float& p : prob) p = (flags & 4) ? in.take<float>() : float(in.take<uint8_t>()) / 255.f;
