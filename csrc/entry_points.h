@@ -99,6 +99,10 @@ struct LossMaps {
            const at::Tensor& thresh_map, const at::Tensor& thresh_mask);
 };
 
+// The (B, 2) int64 CPU tensor of destination (height, width) of db_boxes for
+// maps (B, H, W), checked (non-negative sizes) and contiguous.
+at::Tensor checked_dest_sizes(const char* op, const at::Tensor& prob, const at::Tensor& dest_sizes);
+
 // The packed polygons of db_targets: dtypes, shapes, offsets in range and in order.
 void check_targets_inputs(const at::Tensor& points, const at::Tensor& polygon_offsets,
                           const at::Tensor& image_offsets, const at::Tensor& ignore,

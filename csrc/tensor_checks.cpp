@@ -42,6 +42,19 @@ LossMaps::LossMaps(const char* op, const at::Tensor& prob, const at::Tensor& thr
   thresh_mask = tmask.contiguous();
 }
 
+at::Tensor checked_dest_sizes(const char* op, const at::Tensor& prob, const at::Tensor& dest_sizes) {
+  TORCH_CHECK(dest_sizes.dim() == 2 && dest_sizes.size(0) == prob.size(0) && dest_sizes.size(1) == 2 &&
+                  dest_sizes.scalar_type() == at::kLong && dest_sizes.is_cpu(),
+              op, ": dest_sizes must be a (B, 2) int64 CPU tensor for B = ", prob.size(0), ", got ",
+              dest_sizes.sizes(), " ", dest_sizes.scalar_type(), " on ", dest_sizes.device());
+  at::Tensor sizes = dest_sizes.contiguous();
+  const int64_t* size = sizes.const_data_ptr<int64_t>();
+  for (int64_t i = 0; i < sizes.numel(); ++i) {
+    TORCH_CHECK_VALUE(size[i] >= 0, op, ": dest_sizes must be non-negative, got ", size[i]);
+  }
+  return sizes;
+}
+
 void check_loss_saved(const LossMaps& maps, const at::Tensor& grad_terms, const at::Tensor& keys,
                       const at::Tensor& stats) {
   const at::Tensor& prob = maps.prob_logits;

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from dbnet_fast.ops import postprocess as ops
+from dbnet_fast.ops._checks import as_float32, map_sizes
 
 OUTPUTS = ("quad", "poly")
 
@@ -177,12 +178,12 @@ def _as_maps(prob) -> torch.Tensor:
         raise ValueError(f"DBPostProcessor: prob must be (B, 1, H, W) or (B, H, W), got {tuple(prob.shape)}")
     if not prob.is_floating_point():
         raise TypeError(f"DBPostProcessor: prob must be a floating tensor, got {prob.dtype}")
-    return prob.detach().to(torch.float32).contiguous()  # CUDA maps stay there
+    return as_float32(prob)  # CUDA maps stay there
 
 
 def _as_sizes(sizes, batch: int, height: int, width: int) -> torch.Tensor:
     if sizes is None:
-        return torch.tensor([[height, width]] * batch, dtype=torch.int64).reshape(batch, 2)
+        return map_sizes(batch, height, width)
     # NumPy, not torch: these few numbers are checked once per call, in microseconds
     try:
         dest = np.asarray(sizes.cpu() if isinstance(sizes, torch.Tensor) else sizes,

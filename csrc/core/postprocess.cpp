@@ -12,70 +12,79 @@ namespace dbf {
 
 int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
   struct Scratch {
-    std::vector<int> order, chain, left, right;
+    std::vector<int> forward, backward, chain, left, right;
   };
-  thread_local Scratch scratch;  // one thread-local lookup, not four
-  std::vector<int>&order = scratch.order, &chain = scratch.chain, &left = scratch.left, &right = scratch.right;
-  order.clear();
-  // Only the leftmost and rightmost point of a row can be a vertex of the
-  // strictly convex hull: when rows are fewer than points (contours of filled
-  // regions) keep those (the first of equal points), which row by row are
-  // already in (y, x) order. The monotone chain works in any lexicographic
-  // order, and its turn rule fixes the orientation, so no sort is needed.
-  int lo_y = 0, hi_y = -1;
-  if (n > 16) {
-    lo_y = hi_y = int(xy[1]);
-    for (int i = 1; i < n; ++i) lo_y = std::min(lo_y, int(xy[2 * i + 1])), hi_y = std::max(hi_y, int(xy[2 * i + 1]));
-  }
-  const bool by_rows = n > 16 && int64_t(hi_y) - lo_y + 1 < n / 2;
-  if (by_rows) {
-    const int rows = hi_y - lo_y + 1;
-    left.assign(size_t(rows), -1);
-    right.assign(size_t(rows), -1);
-    for (int i = 0; i < n; ++i) {
-      const int r = int(xy[2 * i + 1]) - lo_y;
-      if (left[r] < 0 || xy[2 * i] < xy[2 * left[r]]) left[r] = i;
-      if (right[r] < 0 || xy[2 * i] > xy[2 * right[r]]) right[r] = i;
-    }
-    for (int r = 0; r < rows; ++r) {
-      if (left[r] < 0) continue;
-      order.push_back(left[r]);
-      if (right[r] != left[r]) order.push_back(right[r]);
-    }
-  } else {
-    order.resize(n);
-    std::iota(order.begin(), order.end(), 0);
-  }
+  thread_local Scratch scratch;  // one thread-local lookup, not five
+  std::vector<int>&forward = scratch.forward, &backward = scratch.backward, &chain = scratch.chain;
+  std::vector<int>&left = scratch.left, &right = scratch.right;
+  forward.clear();
+  backward.clear();
   auto less = [&](int a, int b) {
     if (xy[2 * a] != xy[2 * b]) return xy[2 * a] < xy[2 * b];
     if (xy[2 * a + 1] != xy[2 * b + 1]) return xy[2 * a + 1] < xy[2 * b + 1];
     return a < b;  // of equal points, the first one represents them
   };
-  if (!by_rows) {
-    std::sort(order.begin(), order.end(), less);
+  // The monotone chain: one side of the hull from the first to the last point
+  // of a lexicographic order (forward), the other side back (backward).
+  // Only the leftmost and rightmost point of a row can be a vertex of the
+  // strictly convex hull: unless the points are sparse over their rows (then
+  // a sort is cheaper) keep those (the first of equal points), which row by
+  // row are in (y, x) order, and no sort is needed. In that order the
+  // forward chain (top to bottom, every kept turn negative) is the left side,
+  // so it takes the leftmost points only, and the backward chain the
+  // rightmost; the others would be popped anyway.
+  if (n <= 0) return 0;
+  int64_t lo_y = xy[1], hi_y = xy[1];
+  for (int i = 1; i < n; ++i) lo_y = std::min(lo_y, xy[2 * i + 1]), hi_y = std::max(hi_y, xy[2 * i + 1]);
+  // (hi_y - lo_y as unsigned: no overflow for any coordinates)
+  if (n > 16 && uint64_t(hi_y) - uint64_t(lo_y) < 4 * uint64_t(n)) {
+    const int rows = int(hi_y - lo_y) + 1;
+    left.assign(size_t(rows), -1);
+    right.assign(size_t(rows), -1);
+    for (int i = 0; i < n; ++i) {
+      const int r = int(xy[2 * i + 1] - lo_y);
+      if (left[r] < 0 || xy[2 * i] < xy[2 * left[r]]) left[r] = i;
+      if (right[r] < 0 || xy[2 * i] > xy[2 * right[r]]) right[r] = i;
+    }
+    for (int r = 0; r < rows; ++r) {
+      if (left[r] >= 0) forward.push_back(left[r]);
+    }
+    for (int r = rows - 1; r >= 0; --r) {
+      if (right[r] >= 0) backward.push_back(right[r]);
+    }
+    // The chains meet at the ends of the order: the last point (bottom right)
+    // closes the forward chain, the first (top left) the backward one.
+    if (backward.front() != forward.back()) forward.push_back(backward.front());
+    if (forward.front() != backward.back()) backward.push_back(forward.front());
+  } else {
+    forward.resize(n);
+    std::iota(forward.begin(), forward.end(), 0);
+    std::sort(forward.begin(), forward.end(), less);
     auto same = [&](int a, int b) { return xy[2 * a] == xy[2 * b] && xy[2 * a + 1] == xy[2 * b + 1]; };
     // Of equal points the first one stands for all (OpenCV's pick among equal
     // points depends on its sort; this choice agrees with it almost always).
-    order.erase(std::unique(order.begin(), order.end(), same), order.end());
+    forward.erase(std::unique(forward.begin(), forward.end(), same), forward.end());
+    backward.assign(forward.rbegin(), forward.rend());
   }
-  const int u = int(order.size());
   auto cross = [&](int o, int a, int b) {
     return (xy[2 * a] - xy[2 * o]) * (xy[2 * b + 1] - xy[2 * o + 1]) -
            (xy[2 * a + 1] - xy[2 * o + 1]) * (xy[2 * b] - xy[2 * o]);
   };
-  // Monotone chain, strictly convex: one side in sort order, then the other
-  // back; every kept turn has a negative cross product.
-  chain.clear();
-  for (int pass = 0; pass < 2; ++pass) {
-    const size_t floor = chain.size();
-    for (int t = 0; t < u; ++t) {
-      const int i = pass == 0 ? order[t] : order[u - 1 - t];
-      while (chain.size() >= floor + 2 && cross(chain[chain.size() - 2], chain.back(), i) >= 0) chain.pop_back();
-      chain.push_back(i);
+  // Strictly convex: every kept turn has a negative cross product. Each
+  // chain's end point starts the next chain (or closes the hull).
+  chain.resize(forward.size() + backward.size() + 1);
+  int* top = chain.data();
+  int size = 0;
+  for (const std::vector<int>* side : {&forward, &backward}) {
+    const int floor = size;
+    for (const int i : *side) {
+      while (size >= floor + 2 && cross(top[size - 2], top[size - 1], i) >= 0) --size;
+      top[size++] = i;
     }
-    chain.pop_back();  // the end point starts the next chain (or closes the hull)
+    --size;
   }
-  if (chain.empty() && n > 0) chain.push_back(order[0]);
+  if (size == 0) top[0] = forward[0], size = 1;
+  chain.resize(size_t(size));
   // OpenCV's order (convexHull(clockwise=false)): the reverse of this chain,
   // from the largest point in (x, y) order ...
   std::reverse(chain.begin(), chain.end());

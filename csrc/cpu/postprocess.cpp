@@ -41,10 +41,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cpu(const at::Tensor& prob,
                                                          const PostParams& params) {
   TORCH_CHECK(prob.dim() == 3 && prob.scalar_type() == at::kFloat && prob.is_cpu(),
               "db_boxes: prob must be a (B, H, W) float32 CPU tensor");
-  TORCH_CHECK(dest_sizes.dim() == 2 && dest_sizes.size(0) == prob.size(0) && dest_sizes.size(1) == 2 &&
-                  dest_sizes.scalar_type() == at::kLong,
-              "db_boxes: dest_sizes must be a (B, 2) int64 tensor");
-  const at::Tensor maps = prob.contiguous(), sizes = dest_sizes.contiguous();
+  const at::Tensor maps = prob.contiguous(), sizes = checked_dest_sizes("db_boxes", prob, dest_sizes);
   const int64_t batch = maps.size(0), height = maps.size(1), width = maps.size(2);
   TORCH_CHECK(height < (1 << 24) && width < (1 << 24), "db_boxes: map too large");
   std::vector<std::vector<ScoredQuad>> found(batch);

@@ -40,11 +40,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_emulated(const at::Tensor& 
                                                               const PostParams& params, int64_t seed) {
   TORCH_CHECK(prob.dim() == 3 && prob.scalar_type() == at::kFloat && prob.is_cpu(),
               "boxes_emulated: prob must be a (B, H, W) float32 CPU tensor");
-  TORCH_CHECK(dest_sizes.dim() == 2 && dest_sizes.size(0) == prob.size(0) && dest_sizes.size(1) == 2 &&
-                  dest_sizes.scalar_type() == at::kLong && dest_sizes.is_cpu(),
-              "boxes_emulated: dest_sizes must be a (B, 2) int64 CPU tensor");
   TORCH_CHECK(!params.slow_score, "boxes_emulated: the CUDA pipeline scores boxes in fast mode only");
-  const at::Tensor maps = prob.contiguous(), sizes = dest_sizes.contiguous();
+  const at::Tensor maps = prob.contiguous(), sizes = checked_dest_sizes("boxes_emulated", prob, dest_sizes);
   const int64_t batch = maps.size(0), height = maps.size(1), width = maps.size(2);
   TORCH_CHECK(height < (1 << 24) && width < (1 << 24) && height * width < (int64_t(1) << 31),
               "boxes_emulated: map too large");

@@ -278,13 +278,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob
                                                           const PostParams& params) {
   TORCH_CHECK(prob.dim() == 3 && prob.scalar_type() == at::kFloat && prob.is_cuda(),
               "db_boxes: prob must be a (B, H, W) float32 CUDA tensor");
-  TORCH_CHECK(dest_sizes.dim() == 2 && dest_sizes.size(0) == prob.size(0) && dest_sizes.size(1) == 2 &&
-                  dest_sizes.scalar_type() == at::kLong && dest_sizes.is_cpu(),
-              "db_boxes: dest_sizes must be a (B, 2) int64 CPU tensor");
   TORCH_CHECK_NOT_IMPLEMENTED(!params.slow_score,
                               "db_boxes: score_mode='slow' has no CUDA implementation; use 'fast' or CPU maps");
   const c10::cuda::CUDAGuard guard(prob.device());
-  const at::Tensor maps = prob.contiguous(), sizes = dest_sizes.contiguous();
+  const at::Tensor maps = prob.contiguous(), sizes = checked_dest_sizes("db_boxes", prob, dest_sizes);
   const int64_t batch = maps.size(0), height = maps.size(1), width = maps.size(2), plane = height * width;
   TORCH_CHECK(height < (1 << 24) && width < (1 << 24) && plane < (int64_t(1) << 31),
               "db_boxes: map too large for the CUDA pipeline (H * W must be below 2^31)");

@@ -3,6 +3,7 @@ the argument, before anything reaches the native code."""
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -28,6 +29,22 @@ def check_float_tensor(op: str, name: str, value) -> torch.Tensor:
         )
     check_device(op, name, value.device)
     return value
+
+
+def as_float32(value: torch.Tensor) -> torch.Tensor:
+    """A detached, contiguous float32 view or copy (no new tensor when it is one)."""
+    if value.requires_grad:
+        value = value.detach()
+    if value.dtype != torch.float32:
+        value = value.float()
+    return value.contiguous()
+
+
+@functools.lru_cache(maxsize=64)
+def map_sizes(batch: int, height: int, width: int) -> torch.Tensor:
+    """(batch, 2) int64 of (height, width): the default destination sizes
+    (cached, read only: rebuilding it would cost more than the rest of a call)."""
+    return torch.tensor([[height, width]] * batch, dtype=torch.int64).reshape(batch, 2)
 
 
 def check_device(op: str, name: str, device: torch.device) -> None:

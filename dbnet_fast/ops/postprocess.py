@@ -31,7 +31,7 @@ import math
 
 import torch
 
-from dbnet_fast.ops._checks import check_device, check_tensor
+from dbnet_fast.ops._checks import as_float32, check_device, check_tensor, map_sizes
 from dbnet_fast.ops._native import _C
 
 SCORE_MODES = ("fast", "slow")
@@ -47,7 +47,7 @@ def _check_map(op: str, name: str, value, dims: int, cuda: bool = False) -> torc
         check_device(op, name, value.device)
     elif value.device.type != "cpu":
         raise ValueError(f"{op}: {name} is on {value.device}; this step runs on the CPU")
-    return value.detach().to(torch.float32).contiguous()
+    return as_float32(value)
 
 
 def _check_csr(op: str, points, offsets, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,13 +198,13 @@ def db_boxes(
         )
     batch, height, width = prob.shape
     if dest_sizes is None:
-        dest_sizes = torch.tensor([[height, width]] * batch, dtype=torch.int64)
+        dest_sizes = map_sizes(batch, height, width)
     check_tensor("db_boxes", "dest_sizes", dest_sizes)
     if tuple(dest_sizes.shape) != (batch, 2):
         raise ValueError(f"db_boxes: dest_sizes must be ({batch}, 2), got shape {tuple(dest_sizes.shape)}")
-    dest_sizes = dest_sizes.to("cpu", torch.int64).contiguous()
-    if batch and int(dest_sizes.min()) < 0:
-        raise ValueError("db_boxes: dest_sizes must be non-negative")
+    if dest_sizes.dtype != torch.int64 or dest_sizes.device.type != "cpu":
+        dest_sizes = dest_sizes.to("cpu", torch.int64)
+    # (negative sizes are refused by the native code, with a ValueError)
     for name, value in (("thresh", thresh), ("box_thresh", box_thresh), ("min_size", min_size)):
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             raise ValueError(f"db_boxes: {name} must be a finite number, got {value!r}")
@@ -230,8 +230,8 @@ def _emulated_cuda_boxes(prob: torch.Tensor, dest_sizes: torch.Tensor | None = N
     prob = _check_map("db_boxes", "prob", prob, 3)
     batch, height, width = prob.shape
     if dest_sizes is None:
-        dest_sizes = torch.tensor([[height, width]] * batch, dtype=torch.int64)
-    dest_sizes = dest_sizes.to("cpu", torch.int64).contiguous()
+        dest_sizes = map_sizes(batch, height, width)
+    dest_sizes = dest_sizes.to("cpu", torch.int64)
     return _C.boxes_emulated(prob, dest_sizes, float(thresh), float(box_thresh), float(unclip_ratio),
                              int(max_candidates), bool(use_dilation), float(min_size), int(seed))
 
