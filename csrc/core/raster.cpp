@@ -41,18 +41,25 @@ void draw_line(Sink& sink, int w, int h, int64_t x1, int64_t y1, int64_t x2, int
     std::swap(y1, y2);
   }
   const int64_t dx = x2 - x1, sy = y2 < y1 ? -1 : 1, dy = (y2 - y1) * sy;
-  const bool steep = dy > dx;
-  const int64_t major = steep ? dy : dx, minor = steep ? dx : dy;
-  // Each step moves along the major axis, and along the minor one when err < 0.
-  const int64_t major_x = steep ? 0 : 1, major_y = steep ? sy : 0;
-  const int64_t minor_x = steep ? 1 : 0, minor_y = steep ? 0 : sy;
-  int64_t err = major - 2 * minor, x = x1, y = y1;
-  for (int64_t i = 0; i <= major; ++i) {
-    sink.dot(x, y);
-    const bool diagonal = err < 0;
-    err += -2 * minor + (diagonal ? 2 * major : 0);
-    x += major_x + (diagonal ? minor_x : 0);
-    y += major_y + (diagonal ? minor_y : 0);
+  if (dy > dx) {  // steep: one pixel per row, x steps right when err < 0
+    int64_t err = dy - 2 * dx, x = x1, y = y1;
+    for (int64_t i = 0; i <= dy; ++i, y += sy) {
+      sink.dot(x, y);
+      if (err < 0) err += 2 * dy, ++x;
+      err -= 2 * dx;
+    }
+    return;
+  }
+  // Shallow: a run of pixels per row. Bresenham's step i (x = x1 + i) draws
+  // on row k (y = y1 + sy * k) and moves down a row after it when its error
+  // dx - 2 dy (i + 1) + 2 dx k is negative, so row k ends at step
+  // t_k = floor(dx (2k + 1) / (2 dy)) (the last row, k = dy, at dx): one span
+  // per row in closed form instead of a dot per pixel.
+  int64_t first = 0;
+  for (int64_t k = 0; k <= dy; ++k) {
+    const int64_t last = k == dy ? dx : dx * (2 * k + 1) / (2 * dy);
+    sink.span(y1 + sy * k, x1 + first, x1 + last);
+    first = last + 1;
   }
 }
 
