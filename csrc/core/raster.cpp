@@ -125,26 +125,51 @@ void fill_polygon_mask(uint8_t* mask, int height, int width, const int64_t* xy, 
 
 namespace {
 
-// The sum of n floats in sixteen double lanes (four vectors of four: enough
-// independent additions to hide their latency); the same order, so the same
-// result, in every variant. Vector extensions because compilers do not turn
-// the scalar lanes into vectors by themselves.
+struct Run {
+  int64_t start;  // index of the first pixel in the map
+  int length;
+};
+
+// The sum of the pixels of all runs, in the same order (so with the same
+// result) in every variant: sixty-four at a time, four to a float lane summed
+// pairwise (relative error at most 2^-23 of the four: far below the scores'
+// tolerance), then into sixteen double lanes; the rest sixteen at a time
+// straight into the double lanes, the last few zero-padded to sixteen. Half
+// the double conversions of summing every float in double, and one dispatch
+// and one reduction per polygon, not per row. Vector extensions because
+// compilers do not turn scalar lanes into vectors by themselves.
 typedef float Float4 __attribute__((vector_size(16)));
+typedef float Float16 __attribute__((vector_size(64)));
 typedef double Double4 __attribute__((vector_size(32)));
 
-DBF_CPU_CLONES double sum_run(const float* p, int n) {
+DBF_CPU_CLONES double sum_runs(const float* prob, const Run* runs, size_t count) {
   Double4 acc[4] = {};
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
+  auto add16 = [&](const float* p) {
     for (int k = 0; k < 4; ++k) {
       Float4 v;
-      std::memcpy(&v, p + i + 4 * k, sizeof v);
+      std::memcpy(&v, p + 4 * k, sizeof v);
       acc[k] += __builtin_convertvector(v, Double4);
+    }
+  };
+  for (size_t r = 0; r < count; ++r) {
+    const float* p = prob + runs[r].start;
+    const int n = runs[r].length;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+      Float16 v[4];
+      std::memcpy(v, p + i, sizeof v);
+      const Float16 four = (v[0] + v[1]) + (v[2] + v[3]);
+      add16(reinterpret_cast<const float*>(&four));
+    }
+    for (; i + 16 <= n; i += 16) add16(p + i);
+    if (i < n) {
+      float tail[16] = {};
+      std::memcpy(tail, p + i, sizeof(float) * size_t(n - i));
+      add16(tail);
     }
   }
   double lane[16];
   std::memcpy(lane, acc, sizeof lane);
-  for (; i < n; ++i) lane[i % 16] += p[i];
   for (int width = 8; width > 0; width /= 2) {  // pairwise
     for (int k = 0; k < width; ++k) lane[k] += lane[k + width];
   }
@@ -163,8 +188,9 @@ double polygon_mean(const float* prob, int height, int width, const int32_t* xy,
     std::vector<int64_t> local;
     std::vector<int32_t> lo, hi;
     std::vector<Edge> edges;
+    std::vector<Run> runs;
   };
-  thread_local Scratch buffers;  // one thread-local lookup, not four
+  thread_local Scratch buffers;  // one thread-local lookup for all of them
   std::vector<int64_t>& local = buffers.local;
   std::vector<int32_t>&lo = buffers.lo, &hi = buffers.hi;
   std::vector<Edge>& edges = buffers.edges;
@@ -183,16 +209,16 @@ double polygon_mean(const float* prob, int height, int width, const int32_t* xy,
     MaskSink sink{scratch.data(), w};
     fill_polygon(sink, w, h, local.data(), n, edges);
   }
-  double sum = 0.0;
+  std::vector<Run>& runs = buffers.runs;
+  runs.clear();
   int64_t count = 0;
-  auto add_run = [&](const float* p, int a, int b) {
-    sum += sum_run(p + a, b - a + 1);
+  auto add_run = [&](int y, int a, int b) {
+    runs.push_back({int64_t(y + y0) * width + x0 + a, b - a + 1});
     count += b - a + 1;
   };
   for (int y = 0; y < h; ++y) {
-    const float* p = prob + size_t(y + y0) * width + x0;
     if (convex) {
-      if (lo[y] <= hi[y]) add_run(p, lo[y], hi[y]);
+      if (lo[y] <= hi[y]) add_run(y, lo[y], hi[y]);
       continue;
     }
     const uint8_t* m = scratch.data() + size_t(y) * w;
@@ -200,9 +226,10 @@ double polygon_mean(const float* prob, int height, int width, const int32_t* xy,
       while (x < w && !m[x]) ++x;
       const int start = x;
       while (x < w && m[x]) ++x;
-      if (x > start) add_run(p, start, x - 1);
+      if (x > start) add_run(y, start, x - 1);
     }
   }
+  const double sum = sum_runs(prob, runs.data(), runs.size());
   return count > 0 ? sum / double(count) : 0.0;
 }
 

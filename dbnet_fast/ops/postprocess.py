@@ -15,7 +15,9 @@ pyclipper, bit for bit where integer truncation follows:
 - min-area rectangles as ``cv2.minAreaRect`` + ``cv2.boxPoints`` (OpenCV >= 4.5.4
   calipers, float32) with PaddleOCR's corner order (TL, TR, BR, BL);
 - box scores as ``box_score_fast`` (mean under ``cv2.fillPoly`` of the corners
-  truncated to integers, OpenCV >= 4.8 edge clipping) and ``box_score_slow``;
+  truncated to integers, OpenCV >= 4.8 edge clipping) and ``box_score_slow``:
+  the same pixels, their mean to a relative 2^-23 (rows are summed in float64
+  after adding four floats at a time in float32);
 - unclip as ``pyclipper.PyclipperOffset`` with round joins on the corners
   truncated to integers, grown by area * ratio / perimeter of the float box.
 
