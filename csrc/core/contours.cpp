@@ -75,6 +75,46 @@ int first_set_byte(uint64_t v) {  // v != 0
 #endif
 }
 
+int last_set_byte(uint64_t v) {  // v != 0
+#if defined(_MSC_VER)
+  unsigned long bit;
+  _BitScanReverse64(&bit, v);
+  return int(bit) >> 3;
+#else
+  return (63 - __builtin_clzll(v)) >> 3;
+#endif
+}
+
+// 0x80 in each byte of v that is zero, and only there.
+uint64_t zero_bytes(uint64_t v) {
+  constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+  return ~(((v & kLow7) + kLow7) | v | kLow7);
+}
+
+// The first t' >= t below end whose label is zero (find_zero) or not; end if none.
+int scan_forward(const int8_t* row, int t, int end, bool find_zero) {
+  for (; t + 8 <= end; t += 8) {
+    const uint64_t v = load8(row + t), hit = find_zero ? zero_bytes(v) : v;
+    if (hit != 0) return t + first_set_byte(hit);
+  }
+  for (; t < end; ++t) {
+    if ((row[t] == 0) == find_zero) return t;
+  }
+  return end;
+}
+
+// The last t' <= t not below begin whose label is zero (find_zero) or not; begin - 1 if none.
+int scan_backward(const int8_t* row, int t, int begin, bool find_zero) {
+  for (; t - 7 >= begin; t -= 8) {
+    const uint64_t v = load8(row + t - 7), hit = find_zero ? zero_bytes(v) : v;
+    if (hit != 0) return t - 7 + last_set_byte(hit);
+  }
+  for (; t >= begin; --t) {
+    if ((row[t] == 0) == find_zero) return t;
+  }
+  return begin - 1;
+}
+
 class BorderTracer {
  public:
   // Labels: the map with a frame of background, 1 = foreground.
@@ -186,6 +226,7 @@ class BorderTracer {
     int64_t i3 = i0;
     int prev_s = s ^ 4;
     for (;;) {
+      if (simple_) skip_straight_run(i0, i3, x, s, prev_s);
       s_end = s;
       int64_t i4 = i3;
       while (s < 15) {  // counter-clockwise from the pixel we came from
@@ -207,6 +248,43 @@ class BorderTracer {
       if (i4 == i0 && i3 == i1) break;
       i3 = i4;
       s = (s + 4) & 7;
+    }
+  }
+
+  // Along a horizontal edge the search takes the same turn pixel after pixel:
+  // straight right while the three pixels below are background (the search
+  // starts at 4, left: 5, 6, 7 are empty, 0 is not), straight left while the
+  // three above are. Such a run emits no point in simple mode and only marks
+  // its pixels visited, so whole runs are taken at once with word scans. The
+  // run stops before it would step onto the start pixel i0 (where the trace
+  // may end). Moves i3 and x to the last pixel of the run.
+  void skip_straight_run(int64_t i0, int64_t& i3, int& x, int s, int prev_s) {
+    int8_t* lab = label_.data();
+    const int8_t* line = lab + i3 - x;  // column 0 of the current row (frame at -1 and width)
+    int steps;
+    // Only worth its scans when the next eight steps go straight (cheap to test).
+    if (s == 4 && prev_s == 0) {  // came from the left, heading right
+      if (x + 10 > width_ || zero_bytes(load8(line + x + 1)) != 0 || load8(line + stride_ + x - 1) != 0 ||
+          load8(line + stride_ + x + 2) != 0) {
+        return;
+      }
+      const int below_blocked = scan_forward(line + stride_, x - 1, width_ + 1, false);
+      const int object_ends = scan_forward(line, x + 1, width_ + 1, true);
+      steps = std::min(below_blocked, object_ends) - 1 - x;
+      if (i0 > i3 && i0 <= i3 + steps) steps = int(i0 - i3) - 1;
+      for (int j = 0; j < steps; ++j) lab[i3 + j] = lab[i3 + j] == kUnvisited ? kVisited : lab[i3 + j];
+      if (steps > 0) i3 += steps, x += steps;
+    } else if (s == 0 && prev_s == 4) {  // came from the right, heading left
+      if (x < 10 || zero_bytes(load8(line + x - 8)) != 0 || load8(line - stride_ + x - 6) != 0 ||
+          load8(line - stride_ + x - 9) != 0) {
+        return;
+      }
+      const int above_blocked = scan_backward(line - stride_, x + 1, -1, false);
+      const int object_ends = scan_backward(line, x - 1, -1, true);
+      steps = std::min(x - 2 - above_blocked, x - 1 - object_ends);
+      if (i0 < i3 && i0 >= i3 - steps) steps = int(i3 - i0) - 1;
+      for (int j = 0; j < steps; ++j) lab[i3 - j] = lab[i3 - j] == kUnvisited ? kVisited : lab[i3 - j];
+      if (steps > 0) i3 -= steps, x -= steps;
     }
   }
 
