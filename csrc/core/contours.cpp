@@ -93,6 +93,10 @@ uint64_t zero_bytes(uint64_t v) {
 
 // The first t' >= t below end whose label is zero (find_zero) or not; end if none.
 int scan_forward(const int8_t* row, int t, int end, bool find_zero) {
+  for (; t + 16 <= end; t += 16) {  // two words per test: long runs are common
+    const uint64_t a = load8(row + t), b = load8(row + t + 8);
+    if ((find_zero ? zero_bytes(a) | zero_bytes(b) : a | b) != 0) break;
+  }
   for (; t + 8 <= end; t += 8) {
     const uint64_t v = load8(row + t), hit = find_zero ? zero_bytes(v) : v;
     if (hit != 0) return t + first_set_byte(hit);
@@ -162,42 +166,27 @@ class BorderTracer {
 
   // Raster scan: a border starts at an unvisited pixel after background
   // (outer border) or at background after a pixel not marked as a right
-  // bound (hole border, traced from that pixel).
+  // bound (hole border, traced from that pixel). Both happen where a row
+  // turns from background to foreground or back, so the scan jumps from one
+  // such change to the next (tracing changes labels, never whether a pixel
+  // is foreground).
   void run(std::vector<int32_t>& xy, std::vector<int64_t>& starts) {
     for (int y = 0; y < height_; ++y) {
       // An empty row starts no border (tracing only marks foreground pixels).
       if (!has_foreground_[y]) continue;
       int8_t* line = row(y);
-      int8_t prev = 0;
-      for (int x = 0; x < width_; ++x) {
-        // Jump to the next pixel that differs from prev, eight at a time: the
-        // lowest differing byte of a little-endian word is its first pixel.
-        const uint64_t run = 0x0101010101010101ull * uint8_t(prev);
-        while (x + 16 <= width_) {  // two words per test: long runs are common
-          const uint64_t a = load8(line + x) ^ run, b = load8(line + x + 8) ^ run;
-          if ((a | b) != 0) break;
-          x += 16;
-        }
-        while (x + 8 <= width_) {
-          const uint64_t diff = load8(line + x) ^ run;
-          if (diff != 0) {
-            x += first_set_byte(diff);
-            break;
-          }
-          x += 8;
-        }
+      for (int x = 0;;) {
+        x = scan_forward(line, x, width_, false);  // the next foreground pixel
         if (x >= width_) break;
-        const int8_t p = line[x];
-        if (p == prev) continue;
-        const bool outer = prev == 0 && p == kUnvisited;
-        const bool hole = !outer && p == 0 && prev >= 1;
-        if (outer || hole) {
+        if (line[x] == kUnvisited) {
           starts.push_back(int64_t(xy.size() / 2));
-          const int sx = hole ? x - 1 : x;
-          follow(int64_t(y + 1) * stride_ + sx + 1, sx, y, hole, xy);
-          prev = line[x];
-        } else {
-          prev = p;
+          follow(int64_t(y + 1) * stride_ + x + 1, x, y, false, xy);
+        }
+        x = scan_forward(line, x + 1, width_, true);  // the background after it
+        if (x >= width_) break;  // (the frame is no hole)
+        if (line[x - 1] >= 1) {
+          starts.push_back(int64_t(xy.size() / 2));
+          follow(int64_t(y + 1) * stride_ + x, x - 1, y, true, xy);
         }
       }
     }
