@@ -126,8 +126,11 @@ define_macros = [
 # The C++ standard is the one torch asks for (cpp_extension adds it).
 # -fno-trapping-math lets GCC turn the branch-free selects of the element math
 # into vector blends, -fno-math-errno lets it vectorise sqrt (no errno path);
-# OpenMP makes at::parallel_for use torch's thread pool.
-cxx_flags = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+# OpenMP makes at::parallel_for use torch's thread pool. -fno-wrapv undoes the
+# -fwrapv of Python's own build flags: our code has no signed overflow (the
+# sanitizer build checks), and with wrapping ints GCC keeps fewer loop
+# counters in registers (post-processing measured 3-6 % slower).
+cxx_flags = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fno-wrapv", "-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
 extension_kwargs = dict(extra_link_args=["-fopenmp"])
 if with_cuda:
     sources += sorted(glob.glob("csrc/cuda/*.cu"))
