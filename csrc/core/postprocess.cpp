@@ -10,11 +10,7 @@
 
 namespace dbf {
 
-int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
-  struct Scratch {
-    std::vector<int> forward, backward, chain, left, right;
-  };
-  thread_local Scratch scratch;  // one thread-local lookup, not five
+int convex_hull(const int64_t* xy, int n, HullScratch& scratch) {
   std::vector<int>&forward = scratch.forward, &backward = scratch.backward, &chain = scratch.chain;
   std::vector<int>&left = scratch.left, &right = scratch.right;
   forward.clear();
@@ -93,6 +89,7 @@ int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
   // index when that makes the indices run in one direction.
   const int m = int(chain.size());
   std::rotate(chain.begin(), chain.begin() + index_order_start(chain.data(), m), chain.end());
+  std::vector<float>& hull = scratch.points;
   hull.resize(2 * chain.size());
   for (size_t k = 0; k < chain.size(); ++k) {
     hull[2 * k] = float(xy[2 * chain[k]]);
@@ -101,13 +98,12 @@ int convex_hull(const int64_t* xy, int n, std::vector<float>& hull) {
   return int(chain.size());
 }
 
-float min_area_quad(const int64_t* xy, int n, float* quad, std::vector<float>& scratch) {
+float min_area_quad(const int64_t* xy, int n, float* quad, HullScratch& scratch) {
   const int h = convex_hull(xy, n, scratch);
-  return quad_of_hull(scratch.data(), h, quad);
+  return quad_of_hull(scratch.points.data(), h, quad);
 }
 
-double quad_score(const float* prob, int height, int width, const float* quad,
-                  std::vector<uint8_t>& scratch) {
+double quad_score(const float* prob, int height, int width, const float* quad, RasterScratch& scratch) {
   float lo_x = quad[0], hi_x = quad[0], lo_y = quad[1], hi_y = quad[1];
   int32_t corners[8];
   for (int i = 0; i < 4; ++i) {
@@ -121,7 +117,7 @@ double quad_score(const float* prob, int height, int width, const float* quad,
 }
 
 double contour_score(const float* prob, int height, int width, const int32_t* xy, int n,
-                     std::vector<uint8_t>& scratch) {
+                     RasterScratch& scratch) {
   int lo_x = xy[0], hi_x = xy[0], lo_y = xy[1], hi_y = xy[1];
   for (int i = 1; i < n; ++i) {
     lo_x = std::min(lo_x, xy[2 * i]), hi_x = std::max(hi_x, xy[2 * i]);
@@ -134,13 +130,20 @@ bool boxes_from_map(const float* prob, int height, int width, const PostParams& 
                     std::vector<ScoredQuad>& result) {
   result.clear();
   if (height <= 0 || width <= 0) return true;
-  std::vector<uint8_t> raster;
   bool finite = true;
   const Contours contours = trace_map_contours(prob, height, width, params.thresh, params.dilate, &finite);
   if (!finite) return false;
   const int64_t candidates = std::min(contours.count(), params.max_candidates);
-  std::vector<int64_t> points, grown;
-  std::vector<float> hull;
+  // Kept per thread: one thread-local lookup per map, none per box.
+  struct BoxScratch {
+    HullScratch hull;
+    RasterScratch raster;
+    std::vector<int64_t> points, grown;
+  };
+  thread_local BoxScratch scratch;
+  std::vector<int64_t>&points = scratch.points, &grown = scratch.grown;
+  HullScratch& hull = scratch.hull;
+  RasterScratch& raster = scratch.raster;
   for (int64_t c = 0; c < candidates; ++c) {
     const int64_t begin = contours.offsets[c], n = contours.offsets[c + 1] - begin;
     const int32_t* xy = contours.xy.data() + 2 * begin;

@@ -7,6 +7,7 @@
 
 #include "boxes.h"
 #include "contours.h"
+#include "raster.h"
 
 namespace dbf {
 
@@ -20,20 +21,26 @@ struct PostParams {
   double min_size = 3;        // boxes whose short side is below are dropped (min_size + 2 after unclip)
 };
 
+// Buffers convex_hull reuses from call to call, and its result.
+struct HullScratch {
+  std::vector<int> forward, backward, chain, left, right;
+  std::vector<float> points;  // the hull, (x, y) interleaved
+};
+
 // Convex hull of integer points in the order cv::minAreaRect uses: no
-// collinear points, as OpenCV's convexHull(clockwise=false). Writes float points; returns their count.
-int convex_hull(const int64_t* xy, int n, std::vector<float>& hull);
+// collinear points, as OpenCV's convexHull(clockwise=false). Writes float
+// points to scratch.points; returns their count.
+int convex_hull(const int64_t* xy, int n, HullScratch& scratch);
 
 // The ordered min-area rectangle (TL, TR, BR, BL) of integer points, and its short side.
-float min_area_quad(const int64_t* xy, int n, float* quad, std::vector<float>& scratch);
+float min_area_quad(const int64_t* xy, int n, float* quad, HullScratch& scratch);
 
 // Box score as the reference box_score_fast: mean of prob under the polygon
 // of the quad's corners truncated to integers, over the quad's bounding window.
-double quad_score(const float* prob, int height, int width, const float* quad,
-                  std::vector<uint8_t>& scratch);
+double quad_score(const float* prob, int height, int width, const float* quad, RasterScratch& scratch);
 // Box score as box_score_slow: mean of prob under the contour polygon.
 double contour_score(const float* prob, int height, int width, const int32_t* xy, int n,
-                     std::vector<uint8_t>& scratch);
+                     RasterScratch& scratch);
 
 struct ScoredQuad {
   float xy[8];  // TL, TR, BR, BL in map pixels

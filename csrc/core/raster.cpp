@@ -63,31 +63,27 @@ void draw_line(Sink& sink, int w, int h, int64_t x1, int64_t y1, int64_t x2, int
   }
 }
 
-struct Edge {
-  int64_t y0, y1, x, dx;  // rows [y0, y1); x at y0 and its step per row in 16.16
-};
-
 // fillPoly of one closed integer polygon into a w x h mask.
 template <class Sink>
-void fill_polygon(Sink& sink, int w, int h, const int64_t* xy, int n, std::vector<Edge>& edges) {
+void fill_polygon(Sink& sink, int w, int h, const int64_t* xy, int n, std::vector<RasterEdge>& edges,
+                  std::vector<int64_t>& xs) {
   edges.clear();
   for (int i = 0; i < n; ++i) {
     const int p = i == 0 ? n - 1 : i - 1;
     const int64_t ax = xy[2 * p], ay = xy[2 * p + 1], bx = xy[2 * i], by = xy[2 * i + 1];
     draw_line(sink, w, h, ax, ay, bx, by);
     if (ay == by) continue;
-    Edge e;
+    RasterEdge e;
     scanline_edge(w, h, ax, ay, bx, by, e.y0, e.y1, e.x, e.dx);
     edges.push_back(e);
   }
   if (edges.size() < 2) return;
   int64_t y_min = edges[0].y0, y_max = edges[0].y1;
-  for (const Edge& e : edges) y_min = std::min(y_min, e.y0), y_max = std::max(y_max, e.y1);
+  for (const RasterEdge& e : edges) y_min = std::min(y_min, e.y0), y_max = std::max(y_max, e.y1);
   y_max = std::min<int64_t>(y_max, h);
-  thread_local std::vector<int64_t> xs;
   for (int64_t y = std::max<int64_t>(y_min, 0); y < y_max; ++y) {
     xs.clear();
-    for (const Edge& e : edges) {
+    for (const RasterEdge& e : edges) {
       if (e.y0 <= y && y < e.y1) xs.push_back(e.x + (y - e.y0) * e.dx);
     }
     std::sort(xs.begin(), xs.end());
@@ -118,17 +114,13 @@ bool is_convex(const int64_t* xy, int n) {
 }
 
 void fill_polygon_mask(uint8_t* mask, int height, int width, const int64_t* xy, int n) {
-  thread_local std::vector<Edge> edges;
+  std::vector<RasterEdge> edges;
+  std::vector<int64_t> crossings;
   MaskSink sink{mask, width};
-  if (n > 0 && height > 0 && width > 0) fill_polygon(sink, width, height, xy, n, edges);
+  if (n > 0 && height > 0 && width > 0) fill_polygon(sink, width, height, xy, n, edges, crossings);
 }
 
 namespace {
-
-struct Run {
-  int64_t start;  // index of the first pixel in the map
-  int length;
-};
 
 // The sum of the pixels of all runs, in the same order (so with the same
 // result) in every variant: sixty-four at a time, four to a float lane summed
@@ -142,7 +134,7 @@ typedef float Float4 __attribute__((vector_size(16)));
 typedef float Float16 __attribute__((vector_size(64)));
 typedef double Double4 __attribute__((vector_size(32)));
 
-DBF_CPU_CLONES double sum_runs(const float* prob, const Run* runs, size_t count) {
+DBF_CPU_CLONES double sum_runs(const float* prob, const RasterRun* runs, size_t count) {
   Double4 acc[4] = {};
   auto add16 = [&](const float* p) {
     for (int k = 0; k < 4; ++k) {
@@ -179,21 +171,13 @@ DBF_CPU_CLONES double sum_runs(const float* prob, const Run* runs, size_t count)
 }  // namespace
 
 double polygon_mean(const float* prob, int height, int width, const int32_t* xy, int n, int x0,
-                    int y0, int x1, int y1, std::vector<uint8_t>& scratch) {
+                    int y0, int x1, int y1, RasterScratch& scratch) {
   x0 = std::clamp(x0, 0, width - 1), x1 = std::clamp(x1, 0, width - 1);
   y0 = std::clamp(y0, 0, height - 1), y1 = std::clamp(y1, 0, height - 1);
   if (x1 < x0 || y1 < y0 || n <= 0) return 0.0;
   const int w = x1 - x0 + 1, h = y1 - y0 + 1;
-  struct Scratch {
-    std::vector<int64_t> local;
-    std::vector<int32_t> lo, hi;
-    std::vector<Edge> edges;
-    std::vector<Run> runs;
-  };
-  thread_local Scratch buffers;  // one thread-local lookup for all of them
-  std::vector<int64_t>& local = buffers.local;
-  std::vector<int32_t>&lo = buffers.lo, &hi = buffers.hi;
-  std::vector<Edge>& edges = buffers.edges;
+  std::vector<int64_t>& local = scratch.local;
+  std::vector<int32_t>&lo = scratch.lo, &hi = scratch.hi;
   local.resize(2 * size_t(n));
   for (int i = 0; i < n; ++i) local[2 * i] = int64_t(xy[2 * i]) - x0, local[2 * i + 1] = int64_t(xy[2 * i + 1]) - y0;
   // The painted pixels of each row as runs [lo, hi]: one run per row for a
@@ -203,13 +187,13 @@ double polygon_mean(const float* prob, int height, int width, const int32_t* xy,
   const bool convex = is_convex(local.data(), n);
   if (convex) {
     RangeSink sink{lo.data(), hi.data()};
-    fill_polygon(sink, w, h, local.data(), n, edges);
+    fill_polygon(sink, w, h, local.data(), n, scratch.edges, scratch.crossings);
   } else {
-    scratch.assign(size_t(w) * h, 0);
-    MaskSink sink{scratch.data(), w};
-    fill_polygon(sink, w, h, local.data(), n, edges);
+    scratch.mask.assign(size_t(w) * h, 0);
+    MaskSink sink{scratch.mask.data(), w};
+    fill_polygon(sink, w, h, local.data(), n, scratch.edges, scratch.crossings);
   }
-  std::vector<Run>& runs = buffers.runs;
+  std::vector<RasterRun>& runs = scratch.runs;
   runs.clear();
   int64_t count = 0;
   auto add_run = [&](int y, int a, int b) {
@@ -221,7 +205,7 @@ double polygon_mean(const float* prob, int height, int width, const int32_t* xy,
       if (lo[y] <= hi[y]) add_run(y, lo[y], hi[y]);
       continue;
     }
-    const uint8_t* m = scratch.data() + size_t(y) * w;
+    const uint8_t* m = scratch.mask.data() + size_t(y) * w;
     for (int x = 0; x < w;) {
       while (x < w && !m[x]) ++x;
       const int start = x;

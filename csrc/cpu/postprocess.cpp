@@ -92,7 +92,7 @@ std::tuple<at::Tensor, at::Tensor> min_area_quads_cpu(const at::Tensor& points, 
   const int64_t count = off_t.numel() - 1;
   const int64_t* off = off_t.const_data_ptr<int64_t>();
   at::Tensor quads = at::empty({count, 4, 2}, at::kFloat), sides = at::empty({count}, at::kFloat);
-  std::vector<float> scratch;
+  HullScratch scratch;
   for (int64_t c = 0; c < count; ++c) {
     const int64_t n = off[c + 1] - off[c];
     float* q = quads.mutable_data_ptr<float>() + 8 * c;
@@ -113,7 +113,7 @@ at::Tensor quad_scores_cpu(const at::Tensor& prob, const at::Tensor& quads) {
               "box_scores: boxes must be (K, 4, 2) float32");
   const at::Tensor p = prob.contiguous(), q = quads.contiguous();
   at::Tensor out = at::empty({q.size(0)}, at::kDouble);
-  std::vector<uint8_t> scratch;
+  RasterScratch scratch;
   for (int64_t k = 0; k < q.size(0); ++k) {
     out.mutable_data_ptr<double>()[k] = quad_score(p.const_data_ptr<float>(), int(p.size(0)), int(p.size(1)),
                                                    q.const_data_ptr<float>() + 8 * k, scratch);
@@ -129,7 +129,7 @@ at::Tensor contour_scores_cpu(const at::Tensor& prob, const at::Tensor& points, 
   const int64_t count = off_t.numel() - 1;
   const int64_t* off = off_t.const_data_ptr<int64_t>();
   at::Tensor out = at::empty({count}, at::kDouble);
-  std::vector<uint8_t> scratch;
+  RasterScratch scratch;
   for (int64_t c = 0; c < count; ++c) {
     out.mutable_data_ptr<double>()[c] =
         off[c + 1] == off[c] ? 0.0

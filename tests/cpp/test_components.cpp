@@ -65,7 +65,9 @@ void test_row_runs() {
 void test_hull_chains() {
   std::mt19937_64 rng(5);
   std::vector<int32_t> lower(4096), upper(4096);
-  std::vector<float> hull(8192), expected;
+  std::vector<float> hull(8192);
+  dbf::HullScratch scratch;
+  const std::vector<float>& expected = scratch.points;
   for (int t = 0; t < 5000; ++t) {
     const int n = 1 + int(rng() % (t % 2 ? 8 : 200));
     const int range = 1 + int(rng() % (t % 3 ? 30 : 3));
@@ -74,7 +76,7 @@ void test_hull_chains() {
     if (t % 13 == 0) {  // all on one line
       for (int i = 0; i < n; ++i) xy[2 * i + 1] = 3 * xy[2 * i] - 7;
     }
-    const int m = dbf::convex_hull(xy.data(), n, expected);
+    const int m = dbf::convex_hull(xy.data(), n, scratch);
     for (int by_y = 0; by_y < 2; ++by_y) {
       std::vector<int> order(n);
       std::iota(order.begin(), order.end(), 0);
@@ -108,7 +110,9 @@ void test_hull_chains() {
 void test_component_hulls() {
   std::mt19937_64 rng(21);
   std::vector<int32_t> lower(8192), upper(8192);
-  std::vector<float> hull(16384), expected;
+  std::vector<float> hull(16384);
+  dbf::HullScratch scratch;
+  const std::vector<float>& expected = scratch.points;
   int compared = 0, differing = 0, quads_differ = 0;
   for (int t = 0; t < 400; ++t) {
     const int h = 2 + int(rng() % 60), w = 2 + int(rng() % 90);
@@ -139,7 +143,7 @@ void test_component_hulls() {
       const int32_t root = xy[1] * w + xy[0];
       DBF_CHECK(label[root] == root, "map %d: an outer border does not start at its component's first pixel", t);
       std::vector<int64_t> points(xy, xy + 2 * n);
-      const int m = dbf::convex_hull(points.data(), int(n), expected);
+      const int m = dbf::convex_hull(points.data(), int(n), scratch);
       dbf::HullChains chains(lower.data(), upper.data(), 4096);
       for (int y = xy[1]; y < h; ++y) {
         int lo, hi;

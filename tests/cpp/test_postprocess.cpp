@@ -28,7 +28,7 @@ void test_contours_of_a_ring() {
 void test_min_area_quad_of_a_rotated_square() {
   // A diamond: its min-area rectangle is itself.
   const std::vector<int64_t> xy = {5, 0, 10, 5, 5, 10, 0, 5};
-  std::vector<float> scratch;
+  dbf::HullScratch scratch;
   float quad[8];
   const float side = dbf::min_area_quad(xy.data(), 4, quad, scratch);
   DBF_CHECK(std::fabs(side - std::sqrt(50.f)) < 1e-4f, "short side %f", side);
@@ -44,7 +44,7 @@ void test_polygon_mean_counts_the_outline() {
   for (int y = 1; y <= 3; ++y)
     for (int x = 1; x <= 3; ++x) prob[y * w + x] = 1.f;
   const std::vector<int32_t> box = {1, 1, 3, 1, 3, 3, 1, 3};
-  std::vector<uint8_t> scratch;
+  dbf::RasterScratch scratch;
   const double mean = dbf::polygon_mean(prob.data(), h, w, box.data(), 4, 0, 0, 4, 4, scratch);
   DBF_CHECK(mean == 1.0, "mean %f", mean);
   std::vector<uint8_t> mask(h * w, 0);

@@ -86,8 +86,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int n = 1 + in.take<uint8_t>() % 24;
   std::vector<int64_t> xy(2 * size_t(n));
   for (int64_t& v : xy) v = in.take<int8_t>();
-  std::vector<float> expected;
-  const int m = dbf::convex_hull(xy.data(), n, expected);
+  dbf::HullScratch scratch;
+  const std::vector<float>& expected = scratch.points;
+  const int m = dbf::convex_hull(xy.data(), n, scratch);
   std::vector<int> order(n);
   for (int i = 0; i < n; ++i) order[i] = i;
   for (int i = 1; i < n; ++i) {  // insertion sort by (y, x)

@@ -56,12 +56,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<int64_t> xy64(2 * size_t(n));
   for (int i = 0; i < 2 * n; ++i) xy64[i] = xy[i] = int32_t(in.take<int8_t>()) * 2;
   if (n > 0) {
-    std::vector<uint8_t> scratch;
+    dbf::RasterScratch scratch;
     const double mean = dbf::polygon_mean(prob.data(), height, width, xy.data(), n, -100, -100, 200, 200, scratch);
     if (finite && !(mean >= lo - slack && mean <= hi + slack)) fail("polygon mean outside the map's range");
     std::vector<int64_t> grown;
     dbf::offset_polygon_round(xy64.data(), n, double(in.take<uint8_t>()) / 8.0, grown);
-    std::vector<float> hull;
+    dbf::HullScratch hull;
     float quad[8];
     if (!grown.empty()) dbf::min_area_quad(grown.data(), int(grown.size() / 2), quad, hull);
   }
