@@ -57,21 +57,24 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
     if (y > top_y) top_y = y, top = i;
     if (y < bottom_y) bottom_y = y, bottom = i;
   }
-  auto edge = [&](int i, float& vx, float& vy, float& inv_length) {
+  auto edge = [&](int i, float& vx, float& vy) {
+    const int j = i + 1 < n ? i + 1 : 0;
+    vx = float(double(hull[2 * j]) - hull[2 * i]);
+    vy = float(double(hull[2 * j + 1]) - hull[2 * i + 1]);
+  };
+  auto inv_length = [&](int i) {  // 1 / |edge i|, only for the edge a caliper turns onto
     const int j = i + 1 < n ? i + 1 : 0;
     const double dx = double(hull[2 * j]) - hull[2 * i], dy = double(hull[2 * j + 1]) - hull[2 * i + 1];
-    vx = float(dx);
-    vy = float(dy);
-    inv_length = float(1. / sqrt(mul_rn(dx, dx) + mul_rn(dy, dy)));
+    return float(1. / sqrt(mul_rn(dx, dx) + mul_rn(dy, dy)));
   };
   // The hull's orientation: the sign of the first non-zero turn.
   float orientation = 0.f;
   {
-    float ax, ay, unused;
-    edge(n - 1, ax, ay, unused);
+    float ax, ay;
+    edge(n - 1, ax, ay);
     for (int i = 0; i < n; ++i) {
       float bx, by;
-      edge(i, bx, by, unused);
+      edge(i, bx, by);
       const double turn = mul_rn(double(ax), double(by)) - mul_rn(double(ay), double(bx));
       if (turn != 0) {
         orientation = turn > 0 ? 1.f : -1.f;
@@ -89,15 +92,16 @@ DBF_HOST_DEVICE RotatedBox min_area_rect(const float* hull, int n) {
     // The caliper whose side makes the smallest angle with its next hull edge
     // turns onto it; the edges, turned into the first caliper's frame, are
     // compared by the sign of a cross product (OpenCV >= 4.5.4).
-    float vx[4], vy[4], inv[4];
-    for (int c = 0; c < 4; ++c) edge(seq[c], vx[c], vy[c], inv[c]);
+    float vx[4], vy[4];
+    for (int c = 0; c < 4; ++c) edge(seq[c], vx[c], vy[c]);
     const float rx[4] = {vx[0], vy[1], -vx[2], -vy[3]};
     const float ry[4] = {vy[0], -vx[1], -vy[2], vx[3]};
     int main = 0;
     for (int c = 1; c < 4; ++c) {
       if (mul_rn(ry[c], rx[main]) + mul_rn(-rx[c], ry[main]) < 0) main = c;  // edge c turns less
     }
-    const float lead_x = vx[main] * inv[main], lead_y = vy[main] * inv[main];
+    const float inv = inv_length(seq[main]);
+    const float lead_x = vx[main] * inv, lead_y = vy[main] * inv;
     switch (main) {
       case 0: base_a = lead_x, base_b = lead_y; break;
       case 1: base_a = lead_y, base_b = -lead_x; break;

@@ -38,20 +38,25 @@ std::vector<uint8_t>& row_flags_buffer(int height) {
   return flags;
 }
 
-constexpr int kRowNonFinite = 1, kRowForeground = 2;
-
-// prob > thresh as 0/1 bytes; returns kRowNonFinite if the row holds NaN or
-// inf (v - v is then NaN) and kRowForeground if any pixel is set. Wide
-// variants: this pass reads the whole map.
-DBF_CPU_CLONES int threshold_row(const float* in, int8_t* out, int n, float thresh) {
-  int non_finite = 0, any = 0;
-  for (int x = 0; x < n; ++x) {
-    const int8_t v = in[x] > thresh;
-    out[x] = v;
-    any |= v;
-    non_finite |= (in[x] - in[x]) != 0.f;
+// prob > thresh as 0/1 bytes into rows of labels `stride` apart, and for
+// each row whether any pixel is set; false if the map holds NaN or inf
+// (v - v is then NaN). Wide variants: this pass reads the whole map.
+DBF_CPU_CLONES bool threshold_map(const float* prob, int height, int width, float thresh, int8_t* labels,
+                                  int64_t stride, uint8_t* has_foreground) {
+  int non_finite = 0;
+  for (int y = 0; y < height; ++y) {
+    const float* in = prob + size_t(y) * width;
+    int8_t* out = labels + y * stride;
+    int any = 0;
+    for (int x = 0; x < width; ++x) {
+      const int8_t v = in[x] > thresh;
+      out[x] = v;
+      any |= v;
+      non_finite |= (in[x] - in[x]) != 0.f;
+    }
+    has_foreground[y] = any != 0;
   }
-  return (non_finite != 0 ? kRowNonFinite : 0) | (any != 0 ? kRowForeground : 0);
+  return non_finite == 0;
 }
 
 // Eight pixels as one word, the first pixel in the lowest byte (whatever the
@@ -142,13 +147,7 @@ class BorderTracer {
 
   // False if the map holds NaN or inf.
   bool fill_from_map(const float* prob, float thresh, bool dilate) {
-    int non_finite = 0;
-    for (int y = 0; y < height_; ++y) {
-      const int flags = threshold_row(prob + size_t(y) * width_, row(y), width_, thresh);
-      non_finite |= flags & kRowNonFinite;
-      has_foreground_[y] = (flags & kRowForeground) != 0;
-    }
-    if (non_finite) return false;
+    if (!threshold_map(prob, height_, width_, thresh, row(0), stride_, has_foreground_.data())) return false;
     if (!dilate) return true;
     // Bottom-up so that the row above is still undilated; the frame reads as 0.
     std::vector<int8_t> dilated(width_);
