@@ -45,10 +45,10 @@ def _check_map(op: str, name: str, value, dims: int, cuda: bool = False) -> torc
         raise ValueError(f"{op}: {name} must have {dims} dimensions, got shape {tuple(value.shape)}")
     if not value.is_floating_point():
         raise TypeError(f"{op}: {name} must be a floating tensor, got {value.dtype}")
-    if cuda and value.device.type == "cuda":
+    if not value.is_cpu:  # (the attribute tests are the cheap ones: this runs per call)
+        if not (cuda and value.is_cuda):
+            raise ValueError(f"{op}: {name} is on {value.device}; this step runs on the CPU")
         check_device(op, name, value.device)
-    elif value.device.type != "cpu":
-        raise ValueError(f"{op}: {name} is on {value.device}; this step runs on the CPU")
     return as_float32(value)
 
 
@@ -204,7 +204,7 @@ def db_boxes(
     check_tensor("db_boxes", "dest_sizes", dest_sizes)
     if tuple(dest_sizes.shape) != (batch, 2):
         raise ValueError(f"db_boxes: dest_sizes must be ({batch}, 2), got shape {tuple(dest_sizes.shape)}")
-    if dest_sizes.dtype != torch.int64 or dest_sizes.device.type != "cpu":
+    if dest_sizes.dtype != torch.int64 or not dest_sizes.is_cpu:
         dest_sizes = dest_sizes.to("cpu", torch.int64)
     # (negative sizes are refused by the native code, with a ValueError)
     for name, value in (("thresh", thresh), ("box_thresh", box_thresh), ("min_size", min_size)):
