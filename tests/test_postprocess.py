@@ -134,11 +134,17 @@ def test_layouts_dtypes_and_sizes():
 def test_find_contours_equals_opencv(simple):
     rng = np.random.default_rng(11)
     mode = cv2.CHAIN_APPROX_SIMPLE if simple else cv2.CHAIN_APPROX_NONE
-    for trial in range(150):
-        h, w = (int(v) for v in rng.integers(1, 48, 2))
+    for trial in range(300):
+        h, w = (int(v) for v in rng.integers(1, 48 if trial % 3 else 150, 2))
         mask = (rng.random((h, w)) < rng.random()).astype(np.uint8)
-        if trial % 3 == 0:
+        if trial % 3 == 1:
             mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+        if trial % 3 == 2:  # wide bars (long straight borders, traced in runs) with notches and holes
+            mask[:] = 0
+            for _ in range(int(rng.integers(1, 6))):
+                y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+                mask[y:y + int(rng.integers(1, 12)), x:x + int(rng.integers(1, w + 1))] = 1
+            mask[rng.random((h, w)) < 0.02] = 0
         expected, _ = cv2.findContours(mask * 255, cv2.RETR_LIST, mode)
         points, offsets = find_contours(torch.from_numpy(mask), simple)
         ours = [points[offsets[k]:offsets[k + 1]].numpy() for k in range(offsets.numel() - 1)]
