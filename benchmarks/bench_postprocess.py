@@ -1,7 +1,10 @@
 """DBPostProcessor against PaddleOCR's own DBPostProcess (from
 rapidocr-onnxruntime) on the real PP-OCRv4 maps of ../shared/data, with
 PaddleOCR's inference settings: each map on one thread, and a batch of 16
-maps (the real maps repeated) on all threads (and on CUDA when there is a GPU)."""
+maps (the real maps repeated) on all threads (and on CUDA when there is a GPU).
+Polygon output (one map, one thread) against PaddleOCR's polygons_from_bitmap
+as NumPy + OpenCV + pyclipper + shapely (dbnet_fast.reference.postprocess: the
+package that ships DBPostProcess has no polygon mode)."""
 
 from __future__ import annotations
 
@@ -42,6 +45,24 @@ def bench_postprocess_one_map(benchmark, device, name, variant):
         post = DBPostProcess(**SETTINGS)
         step, role = lambda: post(prob[None, None], prob.shape), "baseline"
     group = f"postprocess one map {name} {prob.shape[0]}x{prob.shape[1]} cpu, one thread"
+    run(benchmark, step, device=device, op="postprocess", variant=variant, role=role, group=group)
+
+
+@pytest.mark.parametrize("variant", ["dbnet_fast", "reference"])
+@pytest.mark.parametrize("name", MAP_NAMES)
+@pytest.mark.parametrize("device", ["cpu"])
+def bench_postprocess_poly_one_map(benchmark, device, name, variant):
+    pytest.importorskip("pyclipper")
+    pytest.importorskip("shapely")
+    from dbnet_fast.reference.postprocess import polygons_from_map_reference
+
+    prob = real_maps()[name]
+    if variant == "dbnet_fast":
+        maps, post = torch.from_numpy(prob)[None], DBPostProcessor(output="poly", **SETTINGS)
+        step, role = one_thread(lambda: post(maps)), "ours"
+    else:
+        step, role = lambda: polygons_from_map_reference(prob, prob.shape, **SETTINGS), "baseline"
+    group = f"postprocess poly one map {name} {prob.shape[0]}x{prob.shape[1]} cpu, one thread"
     run(benchmark, step, device=device, op="postprocess", variant=variant, role=role, group=group)
 
 

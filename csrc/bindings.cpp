@@ -178,6 +178,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("targets", &dbf::targets);
   m.def("boxes", &dbf::boxes);
   m.def("contours", &dbf::contours_cpu);
+  m.def("map_contours", &dbf::map_contours_cpu);
   m.def("min_area_quads", &dbf::min_area_quads_cpu);
   m.def("quad_scores", &dbf::quad_scores_cpu);
   m.def("contour_scores", &dbf::contour_scores_cpu);

@@ -47,6 +47,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cpu(const at::Tensor& prob,
 // offsets); ordered min-area quads (K, 4, 2) and short sides (K) of int64 CSR
 // point sets; fast and slow box scores (float64); round-join offsets of int64 CSR polygons.
 std::tuple<at::Tensor, at::Tensor> contours_cpu(const at::Tensor& mask, bool simple);
+// The same for the binary map prob > thresh of a (H, W) float32 map, optionally
+// dilated 2x2 (simple chains); a map holding NaN or inf is refused (ValueError).
+std::tuple<at::Tensor, at::Tensor> map_contours_cpu(const at::Tensor& prob, double thresh, bool dilate);
 std::tuple<at::Tensor, at::Tensor> min_area_quads_cpu(const at::Tensor& points, const at::Tensor& offsets);
 at::Tensor quad_scores_cpu(const at::Tensor& prob, const at::Tensor& quads);
 at::Tensor contour_scores_cpu(const at::Tensor& prob, const at::Tensor& points, const at::Tensor& offsets);

@@ -10,10 +10,12 @@ CUDA candidates are the 8-connected components, without RETR_LIST's hole
 borders, and score_mode="slow" is CPU-only: see db_boxes).
 
 Polygon output runs on the host (CUDA maps are copied there once per batch)
-and follows PaddleOCR's polygons_from_bitmap: contours (native),
-``cv2.approxPolyDP`` with epsilon 0.002 x perimeter, fast score (native),
-unclip with pyclipper, a polygon kept when the unclip gives one path whose
-min-area box has a short side >= min_size + 2. It needs opencv and pyclipper.
+and follows PaddleOCR's polygons_from_bitmap: threshold, dilation and
+contours in one native pass (:func:`dbnet_fast.ops.map_contours`),
+``cv2.approxPolyDP`` with epsilon 0.002 x perimeter, fast scores (native, all
+polygons of an image at once), unclip with pyclipper, a polygon kept when the
+unclip gives one path whose min-area box (native) has a short side >=
+min_size + 2. It needs opencv and pyclipper.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from dbnet_fast.ops import postprocess as ops
+from dbnet_fast.ops._native import _C
 from dbnet_fast.ops._checks import as_float32, map_sizes
 
 OUTPUTS = ("quad", "poly")
@@ -96,7 +99,7 @@ class DBPostProcessor:
         dest = _as_sizes(sizes, batch, height, width)
         if self.output == "poly":
             maps = maps.cpu()  # polygons use OpenCV and pyclipper on the host
-            return [self._polygons(maps[b], dest[b]) for b in range(batch)]
+            return [self._polygons(maps[b], dest[b], b) for b in range(batch)]
         boxes, scores, counts = ops.db_boxes(
             maps, dest, thresh=self.thresh, box_thresh=self.box_thresh,
             unclip_ratio=self.unclip_ratio, max_candidates=self.max_candidates,
@@ -107,43 +110,50 @@ class DBPostProcessor:
         splits = counts.tolist()
         return [Detections(b, s) for b, s in zip(boxes.split(splits), scores.split(splits))]
 
-    def _polygons(self, prob: torch.Tensor, dest: torch.Tensor) -> Detections:
+    def _polygons(self, prob: torch.Tensor, dest: torch.Tensor, index: int) -> Detections:
         import cv2
         import pyclipper
 
         height, width = prob.shape
-        bitmap = prob > np.float32(self.thresh)
-        if self.use_dilation:
-            bitmap = torch.from_numpy(cv2.dilate(bitmap.numpy().astype(np.uint8), np.ones((2, 2), np.uint8)))
-        points, offsets = ops.find_contours(bitmap)
-        polygons, scores = [], []
-        dest_h, dest_w = (float(v) for v in dest)
-        for k in range(min(offsets.numel() - 1, self.max_candidates)):
-            contour = points[offsets[k]:offsets[k + 1]].numpy().reshape(-1, 1, 2)
+        try:
+            points, offsets = ops.map_contours(prob, self.thresh, self.use_dilation)
+        except ValueError as error:  # the map holds NaN or inf (the settings were checked)
+            raise ValueError(f"DBPostProcessor: {error} (image {index})") from error
+        points, offsets = points.numpy(), offsets.numpy()
+        approximations = []
+        for k in range(min(len(offsets) - 1, self.max_candidates)):
+            contour = points[offsets[k]:offsets[k + 1]].reshape(-1, 1, 2)
             epsilon = 0.002 * cv2.arcLength(contour, True)
-            approx = cv2.approxPolyDP(contour, epsilon, True).reshape(-1, 2)
-            if approx.shape[0] < 4:
-                continue
-            approx_t = torch.from_numpy(approx.astype(np.int32))
-            score = float(ops.contour_scores(prob, approx_t, torch.tensor([0, approx.shape[0]]))[0])
+            approx = cv2.approxPolyDP(contour, epsilon, True)
+            if len(approx) >= 4:
+                approximations.append(approx)
+        # The native steps take every polygon of the image in one call (on
+        # arrays built here, so without the checks that user input gets).
+        scores = _C.contour_scores(prob, *_packed(approximations, np.int32)).tolist()
+        grown, kept_scores = [], []
+        for approx, score in zip(approximations, scores):
             if self.box_thresh > score:
                 continue
-            area, perimeter = _area_perimeter(approx.astype(np.float64))
+            perimeter = cv2.arcLength(approx, True)
+            if perimeter == 0:
+                continue
             offset = pyclipper.PyclipperOffset()
-            offset.AddPath(approx.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
-            grown = offset.Execute(area * self.unclip_ratio / perimeter) if perimeter > 0 else []
-            if len(grown) != 1:
-                continue
-            grown = np.asarray(grown[0], np.int64)
-            _, side = ops.min_area_boxes(torch.from_numpy(grown), torch.tensor([0, len(grown)]))
-            if float(side[0]) < self.min_size + 2:
-                continue
-            polygon = torch.from_numpy(grown.astype(np.float32))
-            polygon[:, 0] = (polygon[:, 0] / width * dest_w).clamp(0, dest_w)
-            polygon[:, 1] = (polygon[:, 1] / height * dest_h).clamp(0, dest_h)
-            polygons.append(polygon)
-            scores.append(score)
-        return Detections(polygons, torch.tensor(scores, dtype=torch.float32))
+            offset.AddPath(approx.reshape(-1, 2).tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+            paths = offset.Execute(cv2.contourArea(approx) * self.unclip_ratio / perimeter)
+            if len(paths) == 1:
+                grown.append(np.asarray(paths[0], np.int64))
+                kept_scores.append(score)
+        _, sides = _C.min_area_quads(*_packed(grown, np.int64))
+        keep = [k for k, side in enumerate(sides.tolist()) if side >= self.min_size + 2]
+        if not keep:
+            return Detections([], torch.zeros(0, dtype=torch.float32))
+        # To destination pixels in float32, as the quads: x / width * dest_w, clipped.
+        polygons = np.concatenate([grown[k] for k in keep]).astype(np.float32)
+        for axis, (size, dest_size) in enumerate(((width, dest[1]), (height, dest[0]))):
+            dest_size = np.float32(dest_size)
+            polygons[:, axis] = np.clip(polygons[:, axis] / np.float32(size) * dest_size, np.float32(0), dest_size)
+        return Detections(list(torch.from_numpy(polygons).split([len(grown[k]) for k in keep])),
+                          torch.tensor([kept_scores[k] for k in keep], dtype=torch.float32))
 
 
 def postprocess_padded(postprocessor: DBPostProcessor, prob: torch.Tensor,
@@ -159,10 +169,12 @@ def postprocess_padded(postprocessor: DBPostProcessor, prob: torch.Tensor,
             for b, (h, w) in enumerate(shapes)]
 
 
-def _area_perimeter(points: np.ndarray) -> tuple[float, float]:
-    x, y = points[:, 0], points[:, 1]
-    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)))
-    return area, float(np.linalg.norm(points - np.roll(points, -1, axis=0), axis=1).sum())
+def _packed(polygons: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Point arrays as one CSR pair (points (N, 2) of ``dtype``, int64 offsets)."""
+    sizes = [len(p) for p in polygons]
+    points = np.concatenate([p.reshape(-1, 2) for p in polygons]) if polygons else np.zeros((0, 2))
+    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+    return torch.from_numpy(points.astype(dtype)), torch.from_numpy(offsets)
 
 
 def _as_maps(prob) -> torch.Tensor:

@@ -19,6 +19,7 @@ from dbnet_fast.ops import (
     contour_scores,
     db_boxes,
     find_contours,
+    map_contours,
     min_area_boxes,
     polygon_masks,
     unclip,
@@ -153,6 +154,25 @@ def test_find_contours_equals_opencv(simple):
             np.testing.assert_array_equal(a, b.reshape(-1, 2))
 
 
+def test_map_contours_equal_contours_of_the_thresholded_map():
+    rng = np.random.default_rng(19)
+    for trial in range(60):
+        size = (int(rng.integers(1, 120)), int(rng.integers(1, 120)))
+        prob = probability_map(rng, size, count=int(rng.integers(0, 12))) if min(size) > 8 \
+            else rng.random(size, dtype=np.float32)
+        thresh = float(rng.uniform(0.1, 0.9))
+        bitmap = (prob > np.float32(thresh)).astype(np.uint8)
+        for dilate in (False, True):
+            mask = cv2.dilate(bitmap, np.ones((2, 2), np.uint8)) if dilate else bitmap
+            expected_points, expected_offsets = find_contours(torch.from_numpy(mask))
+            points, offsets = map_contours(torch.from_numpy(prob), thresh, dilate)
+            assert torch.equal(points, expected_points) and torch.equal(offsets, expected_offsets)
+    broken = torch.rand(20, 20)
+    broken[3, 4] = float("inf")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        map_contours(broken)
+
+
 def test_min_area_boxes_equal_opencv():
     rng = np.random.default_rng(12)
     sets = []
@@ -268,8 +288,9 @@ def test_non_finite_maps_are_refused():
     for bad in (float("nan"), float("inf"), -float("inf")):
         broken = prob.clone()
         broken[1, 4, 5] = bad
-        with pytest.raises(ValueError, match="image 1"):
-            DBPostProcessor()(broken)
+        for output in ("quad", "poly"):
+            with pytest.raises(ValueError, match="image 1"):
+                DBPostProcessor(output=output)(broken)
 
 
 def test_bad_arguments_are_named():

@@ -34,6 +34,12 @@ void check_csr(const char* op, const at::Tensor& points, const at::Tensor& offse
   }
 }
 
+std::tuple<at::Tensor, at::Tensor> contours_tensors(const Contours& c) {
+  at::Tensor points = at::empty({int64_t(c.xy.size() / 2), 2}, at::kInt);
+  std::copy(c.xy.begin(), c.xy.end(), points.mutable_data_ptr<int32_t>());
+  return {points, offsets_tensor(c.offsets)};
+}
+
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cpu(const at::Tensor& prob,
@@ -79,10 +85,19 @@ std::tuple<at::Tensor, at::Tensor> contours_cpu(const at::Tensor& mask, bool sim
   TORCH_CHECK(mask.dim() == 2 && mask.scalar_type() == at::kByte && mask.is_cpu(),
               "db_contours: mask must be a (H, W) uint8 CPU tensor");
   const at::Tensor m = mask.contiguous();
-  Contours c = trace_contours(m.const_data_ptr<uint8_t>(), int(m.size(0)), int(m.size(1)), simple);
-  at::Tensor points = at::empty({int64_t(c.xy.size() / 2), 2}, at::kInt);
-  std::copy(c.xy.begin(), c.xy.end(), points.mutable_data_ptr<int32_t>());
-  return {points, offsets_tensor(c.offsets)};
+  return contours_tensors(trace_contours(m.const_data_ptr<uint8_t>(), int(m.size(0)), int(m.size(1)), simple));
+}
+
+std::tuple<at::Tensor, at::Tensor> map_contours_cpu(const at::Tensor& prob, double thresh, bool dilate) {
+  TORCH_CHECK(prob.dim() == 2 && prob.scalar_type() == at::kFloat && prob.is_cpu(),
+              "map_contours: prob must be a (H, W) float32 CPU tensor");
+  TORCH_CHECK(prob.size(0) < (1 << 24) && prob.size(1) < (1 << 24), "map_contours: map too large");
+  const at::Tensor p = prob.contiguous();
+  bool finite = true;
+  const Contours c =
+      trace_map_contours(p.const_data_ptr<float>(), int(p.size(0)), int(p.size(1)), float(thresh), dilate, &finite);
+  TORCH_CHECK_VALUE(finite, "map_contours: prob holds NaN or inf");
+  return contours_tensors(c);
 }
 
 std::tuple<at::Tensor, at::Tensor> min_area_quads_cpu(const at::Tensor& points, const at::Tensor& offsets) {
