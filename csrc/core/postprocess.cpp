@@ -166,6 +166,8 @@ bool boxes_from_map(const float* prob, int height, int width, const PostParams& 
     box.score = float(score);
     result.push_back(box);
   }
+  // The mask of a large non-convex polygon (slow scores) is not kept per thread.
+  if (raster.mask.capacity() > (size_t(1) << 20)) std::vector<uint8_t>().swap(raster.mask);
   return true;
 }
 
