@@ -171,9 +171,8 @@ def postprocess_padded(postprocessor: DBPostProcessor, prob: torch.Tensor,
 
 def _packed(polygons: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Point arrays as one CSR pair (points (N, 2) of ``dtype``, int64 offsets)."""
-    sizes = [len(p) for p in polygons]
     points = np.concatenate([p.reshape(-1, 2) for p in polygons]) if polygons else np.zeros((0, 2))
-    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+    offsets = np.cumsum([0] + [len(p) for p in polygons], dtype=np.int64)
     return torch.from_numpy(points.astype(dtype)), torch.from_numpy(offsets)
 
 

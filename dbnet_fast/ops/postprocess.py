@@ -33,7 +33,7 @@ import math
 
 import torch
 
-from dbnet_fast.ops._checks import as_float32, check_device, check_tensor, map_sizes
+from dbnet_fast.ops._checks import as_float32, check_device, check_finite_scalar, check_tensor, map_sizes
 from dbnet_fast.ops._native import _C
 
 SCORE_MODES = ("fast", "slow")
@@ -98,9 +98,8 @@ def map_contours(prob: torch.Tensor, thresh: float = 0.3,
     ``cv2.dilate``), as :func:`find_contours` with ``simple=True``, in one native
     pass. A map holding NaN or inf is refused with a ValueError."""
     prob = _check_map("map_contours", "prob", prob, 2)
-    if isinstance(thresh, bool) or not isinstance(thresh, (int, float)) or not math.isfinite(thresh):
-        raise ValueError(f"map_contours: thresh must be a finite number, got {thresh!r}")
-    return _C.map_contours(prob, float(thresh), bool(use_dilation))
+    thresh = check_finite_scalar("map_contours", "thresh", thresh)
+    return _C.map_contours(prob, thresh, bool(use_dilation))
 
 
 def min_area_boxes(points: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
