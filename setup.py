@@ -147,6 +147,8 @@ else:
 setup(
     version=version,
     packages=find_packages(include=["dbnet_fast", "dbnet_fast.*"]),
+    # the real maps and images that tests, benchmarks and the demo read
+    package_data={"dbnet_fast.assets": ["real_maps.npz", "README.md"]},
     ext_modules=[
         extension("dbnet_fast._C", sources, define_macros=define_macros, **extension_kwargs)
     ],

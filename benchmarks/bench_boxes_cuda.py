@@ -1,36 +1,26 @@
 """db_boxes on a batch of 16 960 x 960 maps on CUDA, the results copied to the
 host (the op returns CPU tensors), against the CPU pipeline on all threads.
-The maps are the real PP-OCRv4 maps of ../shared/data padded to 960 x 960
-(or, without them, random DB-like maps). Needs only torch and OpenCV, so it
+The maps are the real PP-OCRv4 maps the package carries (dbnet_fast/assets)
+padded to 960 x 960. Needs only torch and OpenCV, so it
 also runs on the GPU machine (bench_postprocess.py needs rapidocr)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from common import run
+from dbnet_fast.assets import real_maps_path
 from dbnet_fast.ops import db_boxes
 
-HERE = Path(__file__).resolve()
-REAL_MAPS = [root / "shared" / "data" / "real_maps.npz" for root in (HERE.parents[2], HERE.parents[1])]
 SETTINGS = dict(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5)  # PaddleOCR's
 
 
 def batch_of_16() -> torch.Tensor:
     maps = np.zeros((16, 960, 960), np.float32)
-    found = next((p for p in REAL_MAPS if p.exists()), None)
-    if found is not None:
-        data = np.load(found)
-        probs = [data[f"prob_{n}"] for n in data["names"]]
-    else:
-        from dbnet_fast.reference.samples import probability_map
-
-        rng = np.random.default_rng(0)
-        probs = [probability_map(rng, (960, 960), count=40, ring=False) for _ in range(4)]
+    data = np.load(real_maps_path())
+    probs = [data[f"prob_{n}"] for n in data["names"]]
     for i in range(16):
         prob = probs[i % len(probs)]
         maps[i, : prob.shape[0], : prob.shape[1]] = prob

@@ -1,5 +1,5 @@
 """DBPostProcessor against PaddleOCR's own DBPostProcess (from
-rapidocr-onnxruntime) on the real PP-OCRv4 maps of ../shared/data, with
+rapidocr-onnxruntime) on the real PP-OCRv4 maps the package carries, with
 PaddleOCR's inference settings: each map on one thread, and a batch of 16
 maps (the real maps repeated) on all threads (and on CUDA when there is a GPU).
 Polygon output (one map, one thread) against PaddleOCR's polygons_from_bitmap
@@ -8,25 +8,21 @@ package that ships DBPostProcess has no polygon mode)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from common import devices, one_thread, run
+from dbnet_fast.assets import real_maps_path
 from dbnet_fast.postprocess import DBPostProcessor
 
 DBPostProcess = pytest.importorskip("rapidocr_onnxruntime.ch_ppocr_det.utils").DBPostProcess
 
-REAL_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_maps.npz"
 SETTINGS = dict(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5)
 
 
 def real_maps() -> dict[str, np.ndarray]:
-    if not REAL_MAPS.exists():
-        pytest.skip(f"{REAL_MAPS} is missing")
-    data = np.load(REAL_MAPS)
+    data = np.load(real_maps_path())
     return {str(n): data[f"prob_{n}"] for n in data["names"]}
 
 

@@ -1,4 +1,4 @@
-"""End to end: DBPredictor on the four real images of ../shared/data (read,
+"""End to end: DBPredictor on the four real images the package carries (read,
 resize, normalise, model, post-processing, boxes in original pixels), against
 the same predictor with PaddleOCR's DBPostProcess (rapidocr-onnxruntime) in
 place of ours, one map at a time as PaddleOCR runs it.
@@ -15,7 +15,6 @@ ratio to the end-to-end rows is the share of time in each. images/s = 4 / median
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,10 +24,10 @@ from common import devices, run
 
 cv2 = pytest.importorskip("cv2")
 DBPostProcess = pytest.importorskip("rapidocr_onnxruntime.ch_ppocr_det.utils").DBPostProcess
+from dbnet_fast.assets import real_maps_path  # noqa: E402
 from dbnet_fast.engine.checkpoint import build_model  # noqa: E402
 from dbnet_fast.predict import DBPredictor  # noqa: E402
 
-REAL_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_maps.npz"
 MODELS = {  # name: (resize policy, batch size)
     "r18": ({"limit_side_len": 736, "limit_type": "short"}, 1),
     "ppocr-v4": ({"limit_side_len": 960, "limit_type": "max"}, 1),
@@ -37,9 +36,7 @@ _cache: dict = {}
 
 
 def images() -> list[np.ndarray]:
-    if not REAL_MAPS.exists():
-        pytest.skip(f"{REAL_MAPS} is missing")
-    data = np.load(REAL_MAPS)
+    data = np.load(real_maps_path())
     return [cv2.imdecode(data[f"image_{n}"], cv2.IMREAD_COLOR) for n in data["names"]]
 
 

@@ -38,7 +38,7 @@ import torch
 
 from dbnet_fast.data.transforms import inference_size, normalize
 from dbnet_fast.engine.checkpoint import PPOCR_ARCH, unwrap
-from dbnet_fast.engine.distributed import autocast
+from dbnet_fast.engine.precision import autocast, resolve_amp
 from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
 COLORS = ("bgr", "rgb")
@@ -207,7 +207,9 @@ class DBPredictor:
         batch_size: images per forward pass.
         pad_to: each input is padded to a multiple of this (a multiple of 32);
             images of the same padded size share batches (module documentation).
-        amp: autocast (float16 on CUDA, bfloat16 on the CPU).
+        amp: autocast: float16 on CUDA; bfloat16 on the CPU where the CPU computes
+            it fast, else float32 with a warning
+            (:func:`~dbnet_fast.engine.precision.resolve_amp`).
         color: channel order of NumPy arrays and tensors given to the call;
             None: BGR for arrays (as ``cv2.imread``), RGB for tensors (as
             ``torchvision.io.read_image``). Files are always read correctly.
@@ -237,7 +239,8 @@ class DBPredictor:
             raise ValueError(f"DBPredictor: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 32 or pad_to % 32:
             raise ValueError(f"DBPredictor: pad_to must be a positive multiple of 32, got {pad_to!r}")
-        self.batch_size, self.pad_to, self.amp = batch_size, pad_to, bool(amp)
+        self.batch_size, self.pad_to = batch_size, pad_to
+        self.amp = resolve_amp(self.device, bool(amp), "DBPredictor amp")  # what really runs
         self.postprocessor = self._postprocessor(postprocess, defaults)
         if self.device.type == "cuda" and self.postprocessor.score_mode == "slow" \
                 and self.postprocessor.output == "quad":

@@ -10,12 +10,16 @@
 #      libraries (`import torch` has loaded them before dbnet_fast._C);
 #   4. scripts/check_wheel.py: tags, recorded build, no grafted library, cuobjdump shows
 #      device code for every architecture and the PTX;
-#   5. a fresh venv with only that torch and the wheel: scripts/smoke_test.py.
+#   5. a fresh venv with only what the target names (torch, and the torchvision built
+#      for it where there is one) and the wheel: scripts/smoke_test.py.
 # Wheels that pass all five are copied to $WHEEL_DIST.
 #
 # Environment:
-#   WHEEL_TARGETS         "cpu:torch==2.13.0+cpu cu130:torch==2.14.1": TAG (cpu or cuXYZ, the
-#                         flavour that torch is) and a pip requirement for torch
+#   WHEEL_TARGETS         "cpu:torch==2.13.0+cpu cu130:torch==2.14.1,torchvision==0.29.1": TAG
+#                         (cpu or cuXYZ, the flavour that torch is) and the pip requirements
+#                         (comma-separated) of a user's venv: torch, and the torchvision made
+#                         for it where the index has one (PyPI has none for torch 2.13.0+cpu;
+#                         the wheel does not depend on torchvision)
 #   PYTHON                base interpreter of the venvs (python3)
 #   WHEEL_DIST            where the wheels go (dist)
 #   WHEEL_WORK            venvs, source copies, logs (build/wheels; kept between runs)
@@ -28,7 +32,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 PYTHON=${PYTHON:-python3}
-WHEEL_TARGETS=${WHEEL_TARGETS:-"cpu:torch==2.13.0+cpu cu130:torch==2.14.1"}
+WHEEL_TARGETS=${WHEEL_TARGETS:-"cpu:torch==2.13.0+cpu cu130:torch==2.14.1,torchvision==0.29.1"}
 DIST=$(realpath -m "${WHEEL_DIST:-dist}")
 WORK=$(realpath -m "${WHEEL_WORK:-build/wheels}")
 AUDITWHEEL_PLAT=${AUDITWHEEL_PLAT:-auto}
@@ -93,12 +97,13 @@ EOF
 
 build_target() {
   local tag=$1 spec=$2
+  local packages; IFS=, read -r -a packages <<<"$spec"
   local key; key="$("$PYTHON" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')-$tag"
   local venv=$WORK/venv-$key src=$WORK/src-$key raw=$WORK/raw-$key repaired=$WORK/repaired-$key
   local py=$venv/bin/python
 
   step "$key: build venv with $spec"
-  cached_venv "$venv" setuptools wheel ninja numpy "$spec"
+  cached_venv "$venv" setuptools wheel ninja numpy "${packages[0]}"
   local torch_tag
   torch_tag=$("$py" -c 'import torch; c = torch.version.cuda; print("cu" + c.replace(".", "") if c else "cpu")')
   [ "$torch_tag" = "$tag" ] || die "target $tag: '$spec' installed $("$py" -c 'import torch; print(torch.__version__)') \
@@ -131,7 +136,7 @@ build_target() {
   version=$(recorded VERSION "$wheel")
   archs=${TORCH_CUDA_ARCH_LIST:-$(recorded CUDA_ARCHS "$wheel")}
   [ "$tag" = cpu ] && archs=""
-  run_logged "$LOGS/$key-smoke-venv.log" fresh_venv "$smoke" "$spec" "$wheel"
+  run_logged "$LOGS/$key-smoke-venv.log" fresh_venv "$smoke" "${packages[@]}" "$wheel"
   (cd "$smoke" && bin/python "$ROOT/scripts/smoke_test.py" --version "$version" \
     ${archs:+--archs "$archs"})
 

@@ -5,9 +5,7 @@
 #
 #   device run: bash scripts/gpu_check.sh     (carry .whl if it holds wheels)
 #
-# The real maps of ../shared/data are outside the checkout: copy them to
-# shared/data/ in it first (`mkdir -p shared/data && cp ../shared/data/real_maps.npz
-# shared/data/`), or the post-processing tests that use them fail. The
+# The real maps the tests read travel with the checkout (dbnet_fast/assets). The
 # benchmarks include db_boxes on a batch of 16 960 x 960 maps on CUDA with the
 # copy of the results to the host (target: under 2 ms).
 set -uo pipefail

@@ -194,18 +194,33 @@ def check_postprocess(torch, ops) -> None:
 
 
 def check_predictor(torch) -> None:
-    """The installed model code end to end: a small DBNet through DBPredictor."""
+    """The installed model code end to end: a PP-OCR-architecture detector (no
+    torchvision needed) and, where a torchvision for this torch is installed, a
+    small DBNet-R18 through DBPredictor; without one, building the R18 must fail
+    with advice on what to install."""
+    import importlib.util
+
     import numpy as np
 
     from dbnet_fast import DBPredictor
     from dbnet_fast.engine import build_model
 
     torch.manual_seed(0)
-    predictor = DBPredictor(build_model("resnet18", inner_channels=32), device="cpu")
     images = [np.zeros((50, 70, 3), np.uint8), torch.zeros(3, 64, 64, dtype=torch.uint8)]
-    found = predictor(images)
-    check(len(found) == 2 and all(d.boxes.shape[1:] == (4, 2) for d in found),
-          "DBPredictor on two images of different sizes")
+    models = {"ppocr-v4": lambda: build_model("ppocr-v4")}
+    if importlib.util.find_spec("torchvision") is not None:
+        models["resnet18"] = lambda: build_model("resnet18", inner_channels=32)
+    else:
+        try:
+            build_model("resnet18")
+            check(False, "DBNet-R18 without torchvision refused")
+        except ImportError as error:
+            check("torchvision" in str(error) and "pip install" in str(error),
+                  f"DBNet-R18 without torchvision refused with advice ({error})")
+    for name, make in models.items():
+        found = DBPredictor(make(), device="cpu")(images)
+        check(len(found) == 2 and all(d.boxes.shape[1:] == (4, 2) for d in found),
+              f"DBPredictor ({name}) on two images of different sizes")
 
 
 def check_other_torch_refused() -> None:

@@ -14,3 +14,13 @@ def gen(request):
     seed = int(os.environ.get("DBF_TEST_SEED", int.from_bytes(os.urandom(4), "little")))
     print(f"{request.node.nodeid}: seed {seed}")
     return torch.Generator().manual_seed(seed)
+
+
+def pytest_configure(config):
+    # Nothing the tests read may lie beside the repository (../shared and the like).
+    from pathlib import Path
+
+    from dbnet_fast.testing import OutsideReadGuard
+
+    config.pluginmanager.register(OutsideReadGuard(Path(__file__).resolve().parents[1]),
+                                  "outside-read-guard")

@@ -4,7 +4,6 @@ pyclipper for each step, and the polygon reference for output="poly"."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 from shapely.geometry import Polygon
 
+from dbnet_fast.assets import real_maps_path
 from dbnet_fast.ops import (
     box_scores,
     contour_scores,
@@ -28,7 +28,6 @@ from dbnet_fast.postprocess import DBPostProcessor
 from dbnet_fast.reference.postprocess import polygons_from_map_reference
 from dbnet_fast.reference.samples import probability_map
 
-REAL_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_maps.npz"
 PADDLE = dict(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5)          # PaddleOCR inference settings
 RAPID = dict(thresh=0.3, box_thresh=0.5, unclip_ratio=1.6, use_dilation=True)  # RapidOCR's
 
@@ -55,9 +54,7 @@ def assert_same_boxes(ours, ours_scores, ref, ref_scores, where=""):
 
 
 def real_maps():
-    if not REAL_MAPS.exists():
-        pytest.fail(f"{REAL_MAPS} is missing (../shared/data from the project root)")
-    data = np.load(REAL_MAPS)
+    data = np.load(real_maps_path())
     return data, [str(n) for n in data["names"]]
 
 

@@ -13,7 +13,6 @@ CPU pipeline's boxes from outer borders only (`outer_border_boxes`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 
 from conftest import CUDA
 from dbnet_fast.ops import box_scores, db_boxes, find_contours, min_area_boxes, unclip
+from dbnet_fast.assets import real_maps_path
 from dbnet_fast.ops.postprocess import (
     _emulated_cuda_boxes,
     _emulated_cuda_labels,
@@ -30,12 +30,6 @@ from dbnet_fast.ops.postprocess import (
 from dbnet_fast.postprocess import DBPostProcessor
 from dbnet_fast.reference.samples import probability_map
 
-# ../shared/data from the project root, or shared/data inside it (a copy made
-# for the GPU machine, which gets the checkout only).
-HERE = Path(__file__).resolve()
-REAL_MAPS = next((p for p in (HERE.parents[2] / "shared" / "data" / "real_maps.npz",
-                              HERE.parents[1] / "shared" / "data" / "real_maps.npz") if p.exists()),
-                 HERE.parents[2] / "shared" / "data" / "real_maps.npz")
 PADDLE = dict(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5)
 RAPID = dict(thresh=0.3, box_thresh=0.5, unclip_ratio=1.6, use_dilation=True)
 EVERYTHING = dict(thresh=0.3, box_thresh=0.0, unclip_ratio=1.5, min_size=0.0)  # no filter but unclip's
@@ -44,9 +38,7 @@ ORDERS = [0, 1, 12345]  # thread orders: raster, reversed, shuffled
 
 
 def real_maps():
-    if not REAL_MAPS.exists():
-        pytest.fail(f"{REAL_MAPS} is missing (../shared/data from the project root)")
-    data = np.load(REAL_MAPS)
+    data = np.load(real_maps_path())
     return {str(n): torch.from_numpy(data[f"prob_{n}"]) for n in data["names"]}
 
 

@@ -4,8 +4,7 @@ Trains DBNet-R18 from scratch (no pretrained weights) on synthetic scene text
 for a fixed time on the CPU, evaluates it on held-out synthetic images with
 the ICDAR 2015 IoU protocol, detects the text of one more held-out image and
 draws the polygons into ``OUT/demo_detection.png``. Then it detects text in the
-real images bundled with the project (``shared/data/real_maps.npz``, next to the
-project folder) with PaddleOCR's pretrained PP-OCRv4 detector and with the
+real images the package carries (``dbnet_fast/assets/real_maps.npz``) with PaddleOCR's pretrained PP-OCRv4 detector and with the
 model it trained, and writes both pictures of each image into ``OUT/real/``.
 
 The recipe (:func:`demo_config`) is tuned for a short CPU budget and differs
@@ -15,6 +14,7 @@ from the reference schedule that ``dbnet-fast train`` uses by default; see
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -22,14 +22,19 @@ import cv2
 import numpy as np
 import torch
 
+from dbnet_fast.assets import real_maps_path
 from dbnet_fast.data import EvalTransform, SyntheticTextDataset, collate
 from dbnet_fast.engine.atomic import atomic_write_image, atomic_write_json
 from dbnet_fast.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from dbnet_fast.engine.data import synth_config
 from dbnet_fast.engine.evaluate import predict_batch
+from dbnet_fast.engine.precision import describe_cpu
 from dbnet_fast.engine.train import TrainConfig, train
 
 DEMO_BUDGET_MIN = 12.0
+# Fewer steps than this and the recipe has not converged (README, "Training"): the
+# H-mean then tells how far training got on this machine, not what the model reaches.
+MIN_MEANINGFUL_STEPS = 300
 # Short-budget recipe (see the module documentation); every other setting is TrainConfig's.
 DEMO_RECIPE = {
     "data": "synthetic",
@@ -43,7 +48,9 @@ DEMO_RECIPE = {
     "weight_decay": 1e-4,
     "warmup_steps": 50,
     "power": 0.9,  # poly decay over the time budget
-    "amp": True,  # bfloat16 autocast: about 2x faster on this CPU
+    # bfloat16 autocast where measured faster (CPUs with native bfloat16: about 1.5x),
+    # else float32 (without native bfloat16 it is tens of times slower)
+    "amp": "auto",
     "threads": "auto",  # 1 or 2 threads, whichever is faster under the current load
     "checkpoint_every": 200,
     "log_every": 20,
@@ -111,18 +118,10 @@ def detect_one(checkpoint, out_png, *, index: int, size: int, preset: str, seed:
             "detections": len(boxes), "picture": str(out_png)}
 
 
-_ROOT = Path(__file__).resolve().parents[2]  # the project folder (source checkouts)
-REAL_IMAGES = next((p for p in (_ROOT.parent / "shared" / "data" / "real_maps.npz",
-                                _ROOT / "shared" / "data" / "real_maps.npz") if p.is_file()),
-                   _ROOT.parent / "shared" / "data" / "real_maps.npz")
-
-
-def real_images(path=REAL_IMAGES) -> dict[str, np.ndarray]:
-    """The real images of ``real_maps.npz`` (BGR), by name; {} when the file is absent."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    data = np.load(path)
+def real_images(path=None) -> dict[str, np.ndarray]:
+    """The real images of ``real_maps.npz`` (BGR; the package's copy unless ``path``
+    is given), by name."""
+    data = np.load(real_maps_path() if path is None else path)
     return {str(n): cv2.imdecode(data[f"image_{n}"], cv2.IMREAD_COLOR) for n in data["names"]}
 
 
@@ -144,15 +143,12 @@ def detect_real(models: dict, images: dict[str, np.ndarray], out_dir) -> dict:
     return counts
 
 
-def _demo_real(checkpoint, out_dir) -> dict | None:
-    """:func:`detect_real` with PP-OCRv4 and the trained model; None (and a note)
-    when the images or the pretrained detector are not installed."""
+def _demo_real(checkpoint, out_dir) -> dict:
+    """:func:`detect_real` with PP-OCRv4 and the trained model (the trained model
+    alone, with a note, when the pretrained detector is not installed)."""
     from dbnet_fast.model.ppocr import default_onnx_path
 
     images = real_images()
-    if not images:
-        print(f"(no real images at {REAL_IMAGES}: skipping the real-image detections)")
-        return None
     models = {"dbnet-r18-demo": str(checkpoint)}
     try:
         default_onnx_path()
@@ -196,9 +192,13 @@ def run_demo(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN, eval_ima
                          index=_picture_index(config, first=eval_images),
                          size=config.synth_size or config.image_size, preset=config.synth_preset,
                          seed=seed, box_thresh=config.box_thresh, device=summary["device"])
+    too_short = summary["step"] < MIN_MEANINGFUL_STEPS
     result = {
         "recipe": {**DEMO_RECIPE, "time_budget_min": time_budget_min},
+        "cpu": describe_cpu(),
+        "precision": summary["precision"],
         "steps": summary["step"],
+        "too_short": too_short,
         "images_seen": summary["step"] * config.batch_size,
         "train_minutes": summary["elapsed_s"] / 60,
         "total_minutes": (time.perf_counter() - started) / 60,
@@ -219,4 +219,13 @@ def run_demo(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN, eval_ima
           f"{result['total_minutes']:.1f} min in all)")
     print(f"detections drawn in {picture['picture']} ({picture['detections']} boxes for "
           f"{picture['words']} words)")
+    print(f"precision: {summary['precision']['precision']} ({summary['precision']['why']})")
+    if too_short:
+        rate = result["steps"] / max(result["train_minutes"], 1e-9)
+        print(f"\nNOTE: training was too short to mean anything: {result['steps']} steps in "
+              f"{result['train_minutes']:.1f} min ({rate:.0f} steps/min), where the recipe needs "
+              f"at least {MIN_MEANINGFUL_STEPS} to converge. The H-mean above is how far it got "
+              f"on this machine, not the model's result: run `dbnet-fast demo --time-budget "
+              f"{max(1, math.ceil(1.2 * MIN_MEANINGFUL_STEPS / max(rate, 1e-9)))}` (minutes) "
+              "on this machine, or on a quieter one.")
     return result

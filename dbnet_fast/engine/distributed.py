@@ -60,12 +60,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """Mixed precision as the project uses it: float16 on CUDA, bfloat16 on the CPU."""
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
-
-
 def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistContext:
     """Joins the process group that ``torchrun`` describes in the environment (if any)
     and returns this process's :class:`DistContext`."""

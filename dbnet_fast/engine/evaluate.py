@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dbnet_fast.data import collate, unscale_polygons
-from dbnet_fast.engine.distributed import autocast
+from dbnet_fast.engine.precision import autocast, resolve_amp
 from dbnet_fast.metrics import evaluate_detections
 from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
@@ -66,7 +66,8 @@ def evaluate(model: torch.nn.Module, dataset, postprocessor: DBPostProcessor | N
             box_thresh 0.6, unclip_ratio 1.5).
         device: where the model runs.
         batch_size: images per forward pass (mixed sizes are padded).
-        amp: autocast (bfloat16 on the CPU, float16 on CUDA).
+        amp: autocast (float16 on CUDA; bfloat16 on the CPU where it is fast there,
+            else float32 with a warning: :func:`~dbnet_fast.engine.precision.resolve_amp`).
 
     Returns:
         :func:`~dbnet_fast.metrics.evaluate_detections`' dict without ``per_image``,
@@ -83,6 +84,7 @@ def evaluate(model: torch.nn.Module, dataset, postprocessor: DBPostProcessor | N
                          f"model takes input_norm={model.input_norm!r} (PPOCRDet: build it with "
                          f"input_norm='imagenet')")
     device = torch.device(device)
+    amp = resolve_amp(device, amp, "eval --amp")
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          num_workers=num_workers, collate_fn=collate)
     was_training = model.training

@@ -27,6 +27,7 @@ when to stop.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -58,6 +59,7 @@ from dbnet_fast.engine.data import (
     train_dataset,
 )
 from dbnet_fast.engine.evaluate import evaluate
+from dbnet_fast.engine import precision as precisions
 from dbnet_fast.engine.schedule import EpochSampler, PolySchedule, ThreadTuner
 from dbnet_fast.model import BACKBONES, NECKS, DBLoss
 from dbnet_fast.postprocess import DBPostProcessor
@@ -98,7 +100,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     power: float = 0.9
     warmup_steps: int = 0
-    amp: bool = False
+    # mixed precision: True / False, or "auto" (chosen by measured step times; the demo)
+    amp: bool | str = False
     augment: str = "full"
     out: str = "runs/train"
     resume: bool = False
@@ -170,6 +173,8 @@ class TrainConfig:
                 isinstance(self.threads, bool) or not isinstance(self.threads, int)
                 or self.threads < 1):
             raise ValueError(f"threads must be None, 'auto' or an int >= 1, got {self.threads!r}")
+        if self.amp not in (True, False, "auto"):
+            raise ValueError(f"amp must be True, False or 'auto', got {self.amp!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         for name in ("thresh", "box_thresh"):
@@ -336,11 +341,13 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     model = model.to(device).train()
     loss_fn = DBLoss(k=model.k)
     optimizer = make_optimizer(config, model)
-    scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
 
     dataset = train_dataset(spec, image_size=config.image_size, augment=config.augment,
                             seed=config.seed, synth_images=config.synth_images,
                             synth_size=config.synth_size, synth_preset=config.synth_preset)
+    precision = choose_precision(config, model, loss_fn, dataset, device)
+    amp = precision["amp"]
+    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
     global_batch = config.batch_size * ctx.world_size
     steps_per_epoch = len(dataset) // global_batch
     if steps_per_epoch == 0:
@@ -384,7 +391,8 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     neck = model_config(model)["neck"]
     logger.write(f"training DBNet-{config.arch} ({neck}) on {spec}: {len(dataset)} images "
                  f"of {config.image_size}, batch {config.batch_size} x {ctx.world_size}, "
-                 f"{steps_per_epoch} steps/epoch, device {device}, amp {config.amp}"
+                 f"{steps_per_epoch} steps/epoch, device {device}, {precision['precision']} "
+                 f"({precision['why']})"
                  + (f", resumed at step {step}" if config.resume else ""))
 
     def checkpoint():
@@ -434,7 +442,7 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
             if tuner is not None:
                 torch.set_num_threads(tuner.next_threads())
             began = time.perf_counter()
-            window.add(_train_step(net, loss_fn, optimizer, scaler, batch, device, config.amp))
+            window.add(_train_step(net, loss_fn, optimizer, scaler, batch, device, amp))
             if tuner is not None:
                 tuner.record(time.perf_counter() - began)
             step += 1
@@ -467,12 +475,55 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
                  f"{elapsed / 60:.1f} min; checkpoint {checkpoint_path}")
     summary = {"step": step, "epoch": epoch, "elapsed_s": elapsed, "stopped_by": stopped_by,
                "checkpoint": str(checkpoint_path), "device": str(device), "eval": None,
-               "model": model}
+               "precision": precision, "model": model}
     if config.evaluate and ctx.is_main:
-        summary["eval"] = run_final_eval(config, model, device, out, step)
+        summary["eval"] = run_final_eval(config, model, device, out, step, amp)
         logger.record({"event": "eval", "step": step, **summary["eval"]})
     dist_utils.barrier(ctx)
     return summary
+
+
+def choose_precision(config: TrainConfig, model, loss_fn, dataset, device,
+                     steps: int = 3) -> dict:
+    """The precision of the training steps: ``{"amp": bool, "precision": name, "why":
+    reason}`` (plus ``"step_s"``, the measured seconds per step, for ``amp="auto"``).
+
+    ``amp=True`` is float16 autocast on CUDA, bfloat16 on a CPU where it is fast
+    (else float32, with a warning: :func:`resolve_amp`). ``amp="auto"`` on the CPU
+    times ``steps`` training steps (after one warm-up) of a copy of the model on
+    one batch in each precision and keeps the faster; bfloat16 is not timed where
+    one convolution already shows it more than twice as slow (a step could take
+    a minute there)."""
+    names = {False: "float32", True: "float16" if device.type == "cuda" else "bfloat16"}
+    if config.amp is not True and config.amp != "auto":
+        return {"amp": False, "precision": "float32", "why": "amp off"}
+    if device.type == "cuda":
+        return {"amp": True, "precision": "float16", "why": "CUDA autocast with a GradScaler"}
+    if config.amp is True:
+        amp = precisions.resolve_amp(device, True, "train --amp")
+        return {"amp": amp, "precision": names[amp],
+                "why": precisions.cpu_bf16_is_fast()[1]}
+    speedup = precisions.bf16_speedup()
+    if speedup < 0.5:
+        return {"amp": False, "precision": "float32",
+                "why": f"{precisions.describe_cpu()}; a bfloat16 convolution ran "
+                       f"{speedup:.2f}x float32's speed, so bfloat16 steps were not timed"}
+    batch = collate([dataset[i] for i in range(min(config.batch_size, len(dataset)))])
+    step_s = {}
+    for amp in (False, True):
+        trial = copy.deepcopy(model)
+        optimizer = make_optimizer(config, trial)
+        times = []
+        for _ in range(steps + 1):
+            began = time.perf_counter()
+            _train_step(trial, loss_fn, optimizer, None, batch, device, amp)
+            times.append(time.perf_counter() - began)
+        step_s[names[amp]] = sorted(times[1:])[len(times[1:]) // 2]
+        del trial, optimizer
+    amp = step_s["bfloat16"] < 0.95 * step_s["float32"]
+    return {"amp": amp, "precision": names[amp], "step_s": step_s,
+            "why": f"{precisions.describe_cpu()}; measured {step_s['float32']:.3f} s per step in "
+                   f"float32, {step_s['bfloat16']:.3f} s in bfloat16"}
 
 
 def _max_over(ctx, value: float) -> float:
@@ -488,7 +539,7 @@ def _train_step(net, loss_fn, optimizer, scaler, batch, device, amp) -> dict[str
     images = batch["image"].to(device, non_blocking=True)
     targets = {k: batch[k].to(device, non_blocking=True)
                for k in ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")}
-    with dist_utils.autocast(device, amp):
+    with precisions.autocast(device, amp):
         outputs = net(images)
     total, terms = loss_fn(outputs, targets)
     if not torch.isfinite(total):
@@ -506,14 +557,15 @@ def _train_step(net, loss_fn, optimizer, scaler, batch, device, amp) -> dict[str
     return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
 
-def run_final_eval(config: TrainConfig, model, device, out: Path, step: int) -> dict:
+def run_final_eval(config: TrainConfig, model, device, out: Path, step: int,
+                   amp: bool = False) -> dict:
     """Evaluates ``model`` on ``config``'s held-out set, writes ``out/eval.json``."""
     spec = parse_data_spec(config.data)
     dataset = eval_dataset(spec, seed=config.seed, synth_images=config.eval_images,
                            synth_size=config.synth_size or config.image_size,
                            synth_preset=config.synth_preset)
     metrics = evaluate(unwrap(model), dataset, config.postprocessor(), device,
-                       config.eval_batch_size, amp=config.amp, progress=config.progress)
+                       config.eval_batch_size, amp=amp, progress=config.progress)
     result = {"data": str(spec), "split": "val" if spec.scheme == "synthetic" else "test",
               "step": step, "checkpoint": str(out / "last.pt"),
               "postprocess": {"thresh": config.thresh, "box_thresh": config.box_thresh,

@@ -13,13 +13,28 @@
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.ops import deform_conv2d
 
 from dbnet_fast.model.weights import load_state_dict
 
 BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_large")
+
+
+def _torchvision():
+    """torchvision, imported where these backbones need it. It is not a dependency of
+    the package: it must be the build made for the installed torch (pip would pick
+    PyPI's, which fails to load beside a +cpu or other torch), and the PP-OCR
+    models, the ops and the post-processing do without it."""
+    try:
+        import torchvision
+        import torchvision.ops  # loads its native operators: fails if built for another torch
+    except (ImportError, RuntimeError) as error:
+        raise ImportError(
+            f"the ResNet / MobileNetV3 backbones need torchvision built for the installed torch "
+            f"{torch.__version__} (install it from the same index as torch, e.g. for torch "
+            "2.14.1: pip install torchvision==0.29.1); importing it failed: "
+            f"{type(error).__name__}: {error}") from error
+    return torchvision
 
 
 class ModulatedDeformConv2d(nn.Module):
@@ -61,7 +76,7 @@ class ModulatedDeformConv2d(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             mask = 2.0 * torch.sigmoid(mask_logits.to(dtype))
             bias = None if self.bias is None else self.bias.to(dtype)
-            out = deform_conv2d(x.to(dtype), offset.to(dtype), self.weight.to(dtype), bias,
+            out = _torchvision().ops.deform_conv2d(x.to(dtype), offset.to(dtype), self.weight.to(dtype), bias,
                                 stride=self.stride, padding=self.padding,
                                 dilation=self.dilation, mask=mask)
         return out.to(x.dtype)
@@ -79,7 +94,7 @@ class ResNetBackbone(nn.Module):
     ``out_channels`` channels.
     """
 
-    def __init__(self, resnet: torchvision.models.ResNet, dcn: bool = False):
+    def __init__(self, resnet: nn.Module, dcn: bool = False):  # a torchvision ResNet
         super().__init__()
         self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.layer1, self.layer2 = resnet.layer1, resnet.layer2
@@ -115,7 +130,7 @@ class MobileNetV3Backbone(nn.Module):
 
     CUTS = (0, 4, 7, 13, 17)
 
-    def __init__(self, mobilenet: torchvision.models.MobileNetV3):
+    def __init__(self, mobilenet: nn.Module):  # a torchvision MobileNetV3
         super().__init__()
         features = mobilenet.features
         self.stages = nn.ModuleList(
@@ -151,7 +166,7 @@ def build_backbone(name: str, dcn: bool = False, pretrained: bool = False) -> nn
         a module whose forward maps (B, 3, H, W) to a list of four feature maps
         at strides 4, 8, 16, 32, with an ``out_channels`` tuple attribute.
     """
-    models = torchvision.models
+    models = _torchvision().models
     if name == "resnet18":
         net, weights = models.resnet18(weights=None), models.ResNet18_Weights.IMAGENET1K_V1
     elif name == "resnet50":
