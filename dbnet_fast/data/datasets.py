@@ -44,8 +44,12 @@ names match case-insensitively)::
     numbers cannot be told apart from one more point). ``#`` or ``###`` ignore.
 
 Rules for both: a line that cannot be parsed raises ValueError naming the file
-and line; a polygon with fewer than 3 distinct points has no area, so it is
-dropped (neither learnt nor evaluated) and counted in ``dataset.dropped``.
+and line, and so does a coordinate beyond +-2^24 (float32 holds integers exactly
+up to there; no image is that large); a polygon with fewer than 3 distinct
+points has no area, so it is dropped (neither learnt nor evaluated) and counted
+in ``dataset.dropped``. Images that are empty or not an image file (by their
+first bytes) are left out when the dataset is built and listed in
+``dataset.skipped`` (path, reason), so training never draws them.
 Images are read with OpenCV as BGR, pixels as stored (EXIF orientation is not
 applied: annotations refer to the stored pixels).
 
@@ -69,6 +73,9 @@ import torch
 from dbnet_fast.data.seeding import sample_rng
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MAX_COORDINATE = float(2 ** 24)
+# The first bytes of the formats of IMAGE_SUFFIXES (WebP: RIFF....WEBP).
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 IGNORE_ICDAR = ("###",)
 IGNORE_TOTALTEXT = ("#", "###")
 
@@ -100,8 +107,11 @@ def _number(text: str) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _add(annotation: Annotation, points, text: str, ignore: bool):
+def _add(annotation: Annotation, points, text: str, ignore: bool, where: str):
     polygon = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if polygon.size and np.abs(polygon).max() > MAX_COORDINATE:
+        raise ValueError(f"{where}: coordinate {np.abs(polygon).max():g} is beyond "
+                         f"+-{MAX_COORDINATE:.0f} (2^24): not a pixel position")
     if len(np.unique(polygon, axis=0)) < 3:
         annotation.dropped += 1
         return
@@ -123,7 +133,7 @@ def parse_icdar2015(path) -> Annotation:
             raise ValueError(f"{path}:{lineno}: expected x1,y1,...,x4,y4,transcription "
                              f"with 8 finite numbers, got {line.strip()!r}")
         text = fields[8].strip() if len(fields) > 8 else ""
-        _add(out, numbers, text, text in IGNORE_ICDAR)
+        _add(out, numbers, text, text in IGNORE_ICDAR, f"{path}:{lineno}")
     return out
 
 
@@ -175,7 +185,7 @@ def _parse_legacy(path: Path, lines: list[str], out: Annotation):
         text = _literal(match["text"])
         ornt = _literal(match["ornt"])
         _add(out, np.stack([xs, ys], 1) if xs else np.zeros((0, 2)), text,
-             text in IGNORE_TOTALTEXT or ornt == "#")
+             text in IGNORE_TOTALTEXT or ornt == "#", where)
 
 
 def _parse_csv_polygons(path: Path, lines: list[str], out: Annotation):
@@ -193,7 +203,7 @@ def _parse_csv_polygons(path: Path, lines: list[str], out: Annotation):
                              f"got {line.strip()!r}")
         points = [float(f) for f in fields[:count]]
         text = ",".join(fields[count:]).strip()
-        _add(out, points, text, text in IGNORE_TOTALTEXT)
+        _add(out, points, text, text in IGNORE_TOTALTEXT, f"{path}:{lineno}")
 
 
 def parse_total_text(path) -> Annotation:
@@ -242,6 +252,20 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def image_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be an image (empty, unreadable, not an image format by its
+    first bytes), or None. Cheap: reads 12 bytes, decodes nothing."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if not head:
+        return "is empty"
+    if not head.startswith(_SIGNATURES) or (head.startswith(b"RIFF") and head[8:12] != b"WEBP"):
+        return "is not an image file (unknown format)"
+    return None
+
 def _gt_file(folder: Path, image: Path, patterns) -> Path | None:
     for pattern in patterns:
         candidate = folder / pattern.format(stem=image.stem, name=image.name)
@@ -270,10 +294,19 @@ class _TextDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.epoch = 0
         image_dir, gt_dir = _first_layout(self.root, layouts, self.name)
-        self.image_paths = _images(image_dir)
+        self.image_paths, self.skipped = [], []
+        for image in _images(image_dir):
+            problem = image_problem(image)
+            if problem is None:
+                self.image_paths.append(image)
+            else:
+                self.skipped.append((str(image), problem))
         if not self.image_paths:
-            raise FileNotFoundError(f"{self.name}: no images ({', '.join(IMAGE_SUFFIXES)}) in "
-                                    f"{image_dir}")
+            raise FileNotFoundError(f"{self.name}: no readable images ({', '.join(IMAGE_SUFFIXES)})"
+                                    f" in {image_dir}" + (f"; skipped {len(self.skipped)}: "
+                                                          f"{self.skipped[0][0]} "
+                                                          f"{self.skipped[0][1]}, ..."
+                                                          if self.skipped else ""))
         self.gt_paths, self.annotations = [], []
         for image in self.image_paths:
             gt = _gt_file(gt_dir, image, gt_patterns)

@@ -18,6 +18,7 @@ loader accepts it)::
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 
@@ -166,25 +167,74 @@ def save_checkpoint(path, model, *, optimizer=None, scheduler=None, scaler=None,
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Reads a checkpoint with ``torch.load(weights_only=True)`` and checks its format."""
+    """Reads a checkpoint with ``torch.load(weights_only=True)`` and checks its format
+    and the entries that rebuild the model; any problem is a ValueError (or
+    FileNotFoundError) that names the file and says what is wrong with it."""
     path = Path(path)
+    if path.is_dir():
+        hint = f" (did you mean {path / 'last.pt'}?)" if (path / "last.pt").is_file() else ""
+        raise ValueError(f"checkpoint {path} is a folder, not a checkpoint file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes): not a checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # a corrupt file, or one holding arbitrary pickles
-        raise ValueError(f"checkpoint {path} cannot be loaded safely: {error}") from error
+    except pickle.UnpicklingError as error:
+        # torch's message advises weights_only=False: never pass that on, the file's
+        # objects would then run as code
+        raise ValueError(f"checkpoint {path} holds objects other than tensors and plain data; "
+                         "it is not a dbnet_fast checkpoint and is refused (loading it "
+                         "could run code from the file)") from error
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a corrupt file
+        lines = str(error).strip().splitlines()
+        raise ValueError(f"checkpoint {path} is corrupt or not a torch checkpoint "
+                         f"({type(error).__name__}: {lines[0] if lines else ''})") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} is not a dbnet_fast checkpoint "
                          f"(format {state.get('format') if isinstance(state, dict) else None!r}, "
                          f"expected {FORMAT!r})")
+    _check_entries(state, path)
     return state
 
 
+def _check_entries(state: dict, path) -> None:
+    """The entries every use of a checkpoint reads, with their types."""
+    config = state.get("model_config")
+    if not isinstance(config, dict) or not set(MODEL_KEYS) <= set(config):
+        raise ValueError(f"checkpoint {path}: model_config must be a dict of "
+                         f"{', '.join(MODEL_KEYS)}, got {config!r}")
+    weights = state.get("model")
+    if not isinstance(weights, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise ValueError(f"checkpoint {path}: model must be a state dict (names to tensors)")
+    if not isinstance(state.get("config", {}), dict):
+        raise ValueError(f"checkpoint {path}: config must be a dict, got "
+                         f"{type(state['config']).__name__}")
+
+
 def model_from_checkpoint(state: dict, device="cpu") -> torch.nn.Module:
-    """The DBNet of a loaded checkpoint, weights restored, in eval mode, on ``device``."""
-    model = build_model(**state["model_config"])
-    model.load_state_dict(state["model"])
+    """The DBNet of a loaded checkpoint, weights restored, in eval mode, on ``device``;
+    a ValueError says how the weights and the model differ when they do not fit."""
+    try:
+        model = build_model(**state["model_config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint: its model_config {state['model_config']} does not "
+                         f"describe a model ({error})") from error
+    weights, expected = state["model"], model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    shapes = [f"{k} {tuple(weights[k].shape)} (model: {tuple(v.shape)})"
+              for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        def some(names):
+            return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        problems = [f"{len(names)} {what}: {some(names)}" for what, names in
+                    (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes))
+                    if names]
+        raise ValueError(f"checkpoint: the weights do not fit its model_config "
+                         f"{state['model_config']} ({'; '.join(problems)})")
+    model.load_state_dict(weights)
     return model.to(device).eval()
 
 

@@ -66,7 +66,7 @@ def demo_config(out="runs/demo", time_budget_min: float = DEMO_BUDGET_MIN,
     """The :class:`TrainConfig` of the demo: :data:`DEMO_RECIPE` plus these settings."""
     return TrainConfig(**DEMO_RECIPE, out=str(out), time_budget_min=time_budget_min,
                        eval_images=eval_images, num_workers=num_workers, seed=seed,
-                       progress=progress)
+                       progress=progress, overwrite=True)  # each demo run replaces the last
 
 
 def draw_detections(image: np.ndarray, polygons, truths=(), zoom: int = 3,

@@ -55,8 +55,9 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but torch.cuda.is_available() is False")
+    if device == "cuda" and not torch.cuda.is_available():  # a user's choice: ValueError
+        raise ValueError("--device cuda was asked for, but no CUDA device is available "
+                         "(torch.cuda.is_available() is False); use --device cpu or auto")
     return torch.device(device)
 
 

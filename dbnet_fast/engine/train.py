@@ -105,6 +105,8 @@ class TrainConfig:
     augment: str = "full"
     out: str = "runs/train"
     resume: bool = False
+    # replace the run already in ``out`` (without it, or ``resume``, such a folder is refused)
+    overwrite: bool = False
     checkpoint_every: int = 500
     log_every: int = 10
     num_workers: int = 2
@@ -153,6 +155,10 @@ class TrainConfig:
                 _positive_int(self, name)
         if self.image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
+        if self.batch_size * (self.image_size // 32) ** 2 < 2:
+            raise ValueError(f"image_size {self.image_size} with batch_size {self.batch_size} "
+                             "leaves one value per channel at stride 32, which BatchNorm cannot "
+                             "train on: use image_size >= 64 or batch_size >= 2")
         if self.synth_size is not None and self.synth_size < 32:
             raise ValueError(f"synth_size must be >= 32, got {self.synth_size}")
         if self.time_budget_min is not None and not (
@@ -300,6 +306,26 @@ class _Window:
         return record
 
 
+RUN_FILES = ("last.pt", "config.json", "metrics.jsonl", "eval.json")
+
+
+def _claim_out(out: Path, config: TrainConfig) -> None:
+    """Makes sure starting a run in ``out`` loses nothing: a folder that holds an
+    earlier run is refused unless the run continues it (``resume``) or replaces
+    it (``overwrite``: its run files are removed first, so a failure of the new
+    run cannot leave a mix of the two)."""
+    if config.resume:
+        return
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if not found:
+        return
+    if not config.overwrite:
+        raise FileExistsError(f"{out} holds an earlier run ({', '.join(found)}); pass --resume "
+                              "to continue it, --overwrite to replace it, or another --out")
+    for name in found:
+        (out / name).unlink()
+
+
 def _check_resume(saved: dict, config: TrainConfig, world_size: int) -> None:
     changed = [name for name in RESUME_FIXED
                if name in saved and saved[name] != getattr(config, name)]
@@ -331,6 +357,8 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     device = ctx.device
     out = Path(config.out)
     checkpoint_path = out / "last.pt"
+    if ctx.is_main:
+        _claim_out(out, config)
     spec = parse_data_spec(config.data)
     seed_everything(config.seed)
 
@@ -394,6 +422,11 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
                  f"{steps_per_epoch} steps/epoch, device {device}, {precision['precision']} "
                  f"({precision['why']})"
                  + (f", resumed at step {step}" if config.resume else ""))
+    skipped = getattr(dataset, "skipped", [])
+    if skipped:
+        shown = "; ".join(f"{path} {why}" for path, why in skipped[:3])
+        logger.write(f"left out {len(skipped)} unreadable images: {shown}"
+                     + (f"; ... ({len(skipped) - 3} more)" if len(skipped) > 3 else ""))
 
     def checkpoint():
         if ctx.is_main:
@@ -412,59 +445,71 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     elapsed = elapsed_before
     window = _Window()
     stopped_by = None
-    while stopped_by is None:
-        dataset.set_epoch(epoch)
-        sampler = EpochSampler(len(dataset), config.batch_size, config.seed, epoch, ctx.rank,
-                               ctx.world_size, start_batch=epoch_step)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
-            num_workers=config.num_workers, collate_fn=collate,
-            pin_memory=device.type == "cuda",
-            generator=torch.Generator().manual_seed(config.seed))
-        batches = iter(loader)
-        while True:
-            # every process uses the same clock (the slowest) for the schedule and the stop
-            elapsed = elapsed_before + time.perf_counter() - start
-            if budget_s is not None and ctx.distributed:
-                elapsed = _max_over(ctx, elapsed)
-            if total_steps is not None and step >= total_steps:
-                stopped_by = "max_steps" if total_steps == config.max_steps else "epochs"
-                break
-            if budget_s is not None and elapsed >= budget_s:
-                stopped_by = "time_budget"
-                break
-            waited = time.perf_counter()
-            batch = next(batches, None)
-            window.data_wait += time.perf_counter() - waited
-            if batch is None:  # the epoch's batches are used up (epoch advanced below)
-                break
-            lr = schedule.step(step, elapsed)
-            if tuner is not None:
-                torch.set_num_threads(tuner.next_threads())
-            began = time.perf_counter()
-            window.add(_train_step(net, loss_fn, optimizer, scaler, batch, device, amp))
-            if tuner is not None:
-                tuner.record(time.perf_counter() - began)
-            step += 1
-            epoch_step += 1
-            if epoch_step == steps_per_epoch:
-                epoch, epoch_step = epoch + 1, 0
-            if step % config.log_every == 0 or step == total_steps:
-                record = window.record(ctx, step=step, epoch=epoch, lr=lr,
-                                       global_batch=global_batch,
-                                       elapsed=elapsed_before + time.perf_counter() - start)
-                logger.record(record)
-                postfix = {"loss": f"{record['loss']:.3f}",
-                           "img/s": f"{record['images_per_s']:.2f}"}
-                if budget_s is not None:
-                    postfix["left"] = f"{max(0.0, budget_s - record['elapsed_s']) / 60:.1f} min"
-                logger.advance(postfix)
-            else:
-                logger.advance()
-            if step % config.checkpoint_every == 0:
+    try:
+        while stopped_by is None:
+            dataset.set_epoch(epoch)
+            sampler = EpochSampler(len(dataset), config.batch_size, config.seed, epoch, ctx.rank,
+                                   ctx.world_size, start_batch=epoch_step)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
+                num_workers=config.num_workers, collate_fn=collate,
+                pin_memory=device.type == "cuda",
+                generator=torch.Generator().manual_seed(config.seed))
+            batches = iter(loader)
+            while True:
+                # every process uses the same clock (the slowest) for the schedule and the stop
                 elapsed = elapsed_before + time.perf_counter() - start
-                checkpoint()
-        del batches, loader
+                if budget_s is not None and ctx.distributed:
+                    elapsed = _max_over(ctx, elapsed)
+                if total_steps is not None and step >= total_steps:
+                    stopped_by = "max_steps" if total_steps == config.max_steps else "epochs"
+                    break
+                if budget_s is not None and elapsed >= budget_s:
+                    stopped_by = "time_budget"
+                    break
+                waited = time.perf_counter()
+                batch = next(batches, None)
+                window.data_wait += time.perf_counter() - waited
+                if batch is None:  # the epoch's batches are used up (epoch advanced below)
+                    break
+                lr = schedule.step(step, elapsed)
+                if tuner is not None:
+                    torch.set_num_threads(tuner.next_threads())
+                began = time.perf_counter()
+                window.add(_train_step(net, loss_fn, optimizer, scaler, batch, device, amp))
+                if tuner is not None:
+                    tuner.record(time.perf_counter() - began)
+                step += 1
+                epoch_step += 1
+                if epoch_step == steps_per_epoch:
+                    epoch, epoch_step = epoch + 1, 0
+                if step % config.log_every == 0 or step == total_steps:
+                    record = window.record(ctx, step=step, epoch=epoch, lr=lr,
+                                           global_batch=global_batch,
+                                           elapsed=elapsed_before + time.perf_counter() - start)
+                    logger.record(record)
+                    postfix = {"loss": f"{record['loss']:.3f}",
+                               "img/s": f"{record['images_per_s']:.2f}"}
+                    if budget_s is not None:
+                        postfix["left"] = f"{max(0.0, budget_s - record['elapsed_s']) / 60:.1f} min"
+                    logger.advance(postfix)
+                else:
+                    logger.advance()
+                if step % config.checkpoint_every == 0:
+                    elapsed = elapsed_before + time.perf_counter() - start
+                    checkpoint()
+            del batches, loader
+    except (Exception, KeyboardInterrupt) as error:
+        # keep the steps done: the last finished step is saved, then the run ends
+        elapsed = elapsed_before + time.perf_counter() - start
+        saved = None
+        try:
+            checkpoint()
+            saved = checkpoint_path if ctx.is_main else None
+        except Exception as save_error:  # noqa: BLE001 - report the first error, not this
+            logger.write(f"(could not save the checkpoint: {save_error})")
+        logger.close()
+        raise TrainingStopped(step, saved, error) from error
 
     elapsed = elapsed_before + time.perf_counter() - start
     if tuner is not None:
@@ -524,6 +569,23 @@ def choose_precision(config: TrainConfig, model, loss_fn, dataset, device,
     return {"amp": amp, "precision": names[amp], "step_s": step_s,
             "why": f"{precisions.describe_cpu()}; measured {step_s['float32']:.3f} s per step in "
                    f"float32, {step_s['bfloat16']:.3f} s in bfloat16"}
+
+
+class TrainingStopped(RuntimeError):
+    """Training ended early by an error or Ctrl-C (``cause``), after ``step`` finished
+    steps; ``checkpoint`` holds them (None if it could not be written), so the run
+    continues with ``resume=True``."""
+
+    def __init__(self, step: int, checkpoint: Path | None, cause: BaseException):
+        self.step, self.checkpoint, self.cause = step, checkpoint, cause
+        # a DataLoader worker's error carries its traceback as text: keep the last line
+        lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+        what = "interrupted (Ctrl-C)" if isinstance(cause, KeyboardInterrupt) else \
+            f"{type(cause).__name__}: {lines[-1].strip() if lines else ''}"
+        kept = (f"the {step} finished steps are saved in {checkpoint}: fix the cause and "
+                "continue with --resume (same --out and settings)" if checkpoint is not None
+                else "no checkpoint could be written")
+        super().__init__(f"training stopped at step {step}, {what}; {kept}")
 
 
 def _max_over(ctx, value: float) -> float:
