@@ -57,6 +57,29 @@ def summarise(raw: dict) -> list[dict]:
     return summary
 
 
+def machine_description() -> str:
+    """The CPU the figures come from (torch's dispatched capability and bfloat16
+    support, cores, threads) and the GPU if any: quoted beside every figure."""
+    import os
+    import platform
+
+    import torch
+
+    from dbnet_fast.engine.precision import describe_cpu
+
+    name = platform.processor() or platform.machine()
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = (f"{name}; {describe_cpu()}; {os.cpu_count()} cores, "
+            f"{torch.get_num_threads()} torch threads")
+    if torch.cuda.is_available():
+        text += f"; GPU {torch.cuda.get_device_name()}"
+    return text
+
+
 def print_table(summary: list[dict]) -> None:
     print("\n| group | variant | median ms | ours is x faster | share of copy bandwidth |")
     print("|---|---|---:|---:|---:|")
@@ -76,10 +99,12 @@ def main(argv=None) -> int:
                         help="where to write the summary (default: %(default)s)")
     args = parser.parse_args(argv)
     summary = summarise(run_suites(args))
+    machine = machine_description()
+    print(f"\nmachine: {machine}")
     print_table(summary)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.write_text(json.dumps({"machine": machine, "results": summary}, indent=2))
     tmp.replace(args.json)  # atomic
     print(f"\nsummary written to {args.json}")
     return 0

@@ -74,13 +74,18 @@ def _train(args: argparse.Namespace) -> int:
             synth_preset=args.synth_preset, evaluate=not args.no_eval,
             eval_images=args.eval_images, eval_batch_size=args.eval_batch_size,
             thresh=args.thresh, box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio,
-            progress=not args.no_progress)
+            progress=not args.no_progress, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError) as error:
         return _fail("train", error)
+    from dbnet_fast.engine.train import TrainingStopped
+
     try:
         summary = train(config)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         return _fail("train", error)
+    except TrainingStopped as stopped:
+        print(f"dbnet-fast train: {stopped}", file=sys.stderr)
+        return 130 if isinstance(stopped.cause, KeyboardInterrupt) else 1
     if summary["eval"] is not None:
         print(json.dumps({k: summary["eval"][k] for k in ("precision", "recall", "hmean")}))
     return 0
@@ -107,6 +112,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from dbnet_fast.engine.demo import run_demo
+    from dbnet_fast.engine.train import TrainingStopped
 
     try:
         result = run_demo(out=args.out, time_budget_min=args.time_budget,
@@ -114,6 +120,9 @@ def _demo(args: argparse.Namespace) -> int:
                           progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as error:
         return _fail("demo", error)
+    except TrainingStopped as stopped:
+        print(f"dbnet-fast demo: {stopped}", file=sys.stderr)
+        return 130 if isinstance(stopped.cause, KeyboardInterrupt) else 1
     return 0 if result["eval"] is not None else 1
 
 
@@ -122,9 +131,9 @@ def _model_name(args: argparse.Namespace) -> str:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from dbnet_fast.engine.detect import detect_files
-
     try:
+        from dbnet_fast.engine.detect import detect_files
+
         result = detect_files(
             args.inputs, args.out, _model_name(args), device=args.device,
             batch_size=args.batch_size, output=args.output, limit_side_len=args.limit_side_len,
@@ -133,6 +142,15 @@ def _detect(args: argparse.Namespace) -> int:
             pictures=not args.no_pictures, workers=args.workers, progress=not args.no_progress)
     except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
         return _fail("detect", error)  # exit 2: nothing ran; 1 below: some images failed
+    except KeyboardInterrupt:  # before the images or while writing the summary
+        print("dbnet-fast detect: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    if result["interrupted"]:  # counts of this process only: the others were not asked
+        rank = f" by rank {result['rank']}" if result["world_size"] > 1 else ""
+        print(f"dbnet-fast detect: interrupted (Ctrl-C); {result['done']} images done{rank}, "
+              f"{result['failed']} unreadable; outputs and summary.rank{result['rank']}.json in "
+              f"{result['out']}", file=sys.stderr)
+        return 130
     if result["rank"] == 0:
         where = f" on {result['world_size']} processes" if result["world_size"] > 1 else ""
         print(f"{result['done']} of {result['images']} images done{where}, "
@@ -173,7 +191,9 @@ def _add_detect(commands) -> None:
         "detect", help="detect text in images: one JSON and one annotated PNG per image",
         description="Detect text in images and folders of images. Writes OUT/<name>.json "
         "(polygons in original pixels, scores, image size) and OUT/<name>.png. Unreadable "
-        "images are reported and skipped (exit code 1 at the end). Several processes or "
+        "images are reported and skipped (exit code 1 at the end). Ctrl-C stops after the "
+        "image being written and keeps the finished ones and the summary (exit code 130). "
+        "Several processes or "
         "machines: torchrun --nproc-per-node N -m dbnet_fast.cli detect ... shares the images "
         "out, each process writing its own.")
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
@@ -286,6 +306,9 @@ def _add_train(commands) -> None:
                    help="full (MhLiao/DB), light or none")
     p.add_argument("--out", default="runs/train", help="output folder (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in OUT (without it or --resume, a folder "
+                   "holding a run is refused)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, default=10, help="steps between metrics records")
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")

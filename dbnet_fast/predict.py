@@ -27,7 +27,11 @@ and the convolutions near the edge would see the other images' padding.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+import threading
+import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -69,9 +73,11 @@ def read_image(path) -> np.ndarray:
     """An image file as an (H, W, 3) uint8 BGR array (grey and alpha images converted);
     :class:`ImageReadError` naming the file when it is missing or unreadable."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    data = np.fromfile(path, dtype=np.uint8)  # imdecode: non-ASCII paths work too
+    _check_regular_file(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # imdecode: non-ASCII paths work too
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read it ({error.strerror or error})") from None
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error as error:  # e.g. more pixels than OpenCV allows
@@ -81,18 +87,43 @@ def read_image(path) -> np.ndarray:
     return image
 
 
+_FILE_KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+               (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+
+
+def _check_regular_file(path: Path) -> None:
+    """:class:`ImageReadError` saying why ``path`` is not a regular file (or a link to
+    one). Only stats it: opening a FIFO would wait for a writer."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ImageReadError(f"{path}: symbolic link loop") from None
+        if path.is_symlink():  # the link itself is there, not what it points to
+            raise ImageReadError(f"{path}: broken symbolic link (to {os.readlink(path)})") \
+                from None
+        if error.errno == errno.ENOENT:
+            raise ImageReadError(f"{path}: no such file") from None
+        raise ImageReadError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "unknown kind")
+        raise ImageReadError(f"{path}: not a regular file ({kind})")
+
+
 def list_images(inputs: Iterable) -> list[Path]:
     """Files and folders (their images, sorted, not recursive) -> image paths.
 
-    A path that does not exist raises FileNotFoundError; files given explicitly
-    are kept whatever their suffix (a bad one is reported when read)."""
+    A path that does not exist raises FileNotFoundError. Files given explicitly are
+    kept whatever their suffix, and so are broken links; in folders, every entry
+    with an image suffix that is not a folder (links, FIFOs, ...). Reading reports
+    the ones that are not images."""
     paths = []
     for item in inputs:
         item = Path(item)
         if item.is_dir():
             paths += sorted(p for p in item.iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        elif item.exists():
+                            if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+        elif item.exists() or item.is_symlink():
             paths.append(item)
         else:
             raise FileNotFoundError(f"{item}: no such file or folder")
@@ -192,6 +223,16 @@ class Preprocessor:
         return PreparedImage(normalize_input(bgr, self.input_norm), (height, width))
 
 
+_MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model: torch.nn.Module) -> threading.RLock:
+    """The one lock of ``model`` (made on first use, gone with the model)."""
+    with _MODEL_LOCKS_GUARD:
+        return _MODEL_LOCKS.setdefault(model, threading.RLock())
+
+
 class DBPredictor:
     """Batched text detection with a DB model (see the module documentation).
 
@@ -288,17 +329,23 @@ class DBPredictor:
     @torch.no_grad()
     def run(self, prepared: Sequence[PreparedImage]) -> list[Detections]:
         """Detections of prepared images, in their order. The model runs in eval
-        mode; its mode is restored after (a model in training stays so)."""
+        mode; its mode is restored after (a model in training stays so).
+
+        Safe to call from several threads: the switch to eval mode, the forward
+        passes and the restore hold the model's lock (shared by every predictor
+        of that model), so no call runs the model in another call's mode and
+        BatchNorm statistics never change. Preparing images runs in parallel."""
         results: list[Detections | None] = [None] * len(prepared)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            for indices in self.batches(prepared):
-                found = self._run_batch([prepared[i] for i in indices])
-                for i, detections in zip(indices, found):
-                    results[i] = detections
-        finally:
-            self.model.train(was_training)
+        with _model_lock(self.model):
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for indices in self.batches(prepared):
+                    found = self._run_batch([prepared[i] for i in indices])
+                    for i, detections in zip(indices, found):
+                        results[i] = detections
+            finally:
+                self.model.train(was_training)
         return results
 
     def _run_batch(self, items: list[PreparedImage]) -> list[Detections]:

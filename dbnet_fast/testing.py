@@ -17,6 +17,15 @@ from pathlib import Path
 _EVENTS = ("open", "os.listdir", "os.scandir", "glob.glob")
 
 
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 class OutsideReadGuard:
     """Refuses (and records) any file access below a sibling of ``root``, the
     repository folder: the folders next to it that exist when the guard starts,
@@ -26,8 +35,9 @@ class OutsideReadGuard:
 
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
+        temp = Path(tempfile.gettempdir())
         allowed = {Path(p).resolve() for p in (
-            sys.prefix, sys.base_prefix, sys.exec_prefix, tempfile.gettempdir(),
+            sys.prefix, sys.base_prefix, sys.exec_prefix, temp, temp / f"pytest-of-{_user()}",
             *sysconfig.get_paths().values(), *sys.path) if p}
         parent = self.root.parent
         siblings = []

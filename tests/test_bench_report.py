@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +23,11 @@ def test_report_prints_ratios_and_writes_json(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "| group | variant | median ms |" in result.stdout
-    rows = json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    # the figures name the CPU they came from (capability, bfloat16 support)
+    assert torch.backends.cpu.get_cpu_capability() in report["machine"]
+    assert f"machine: {report['machine']}" in result.stdout
+    rows = report["results"]
     assert {r["variant"] for r in rows} == {
         "dbnet_fast", "eager sigmoid", "eager reference form", "copy, same bytes"}
     ours = next(r for r in rows if r["role"] == "ours")

@@ -1,7 +1,7 @@
 """The CUDA quad pipeline (csrc/cuda/postprocess.cu) checked without a GPU:
 its kernels run on the CPU one thread after another, in raster, reversed and
 shuffled order (csrc/cpu/postprocess_emulate.cpp calls the same host-device
-steps), against the CPU pipeline on the real PP-OCRv4 maps of ../shared/data
+steps), against the CPU pipeline on the real PP-OCRv4 maps (dbnet_fast/assets)
 and on random maps; its labelling against cv2.connectedComponents; its
 row-wise box scores against box_scores. Then db_boxes on CUDA maps against
 the CPU (skipped without a GPU).

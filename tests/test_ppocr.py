@@ -37,9 +37,9 @@ from dbnet_fast.model.ppocr import (  # noqa: E402
     ppocr_preprocess,
     ppocr_resize,
 )
+from dbnet_fast.assets import real_maps_path  # noqa: E402
 from dbnet_fast.postprocess import DBPostProcessor  # noqa: E402
 
-REAL_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_maps.npz"
 NAMES = ["skimage_page", "networkx_labels", "synth_document", "synth_scene"]
 TOL = 1e-4          # against onnxruntime without the NCHWc layout (see the module docstring)
 TOL_DEFAULT = 5e-4  # against onnxruntime's default session
@@ -64,9 +64,7 @@ def sessions():
 
 @pytest.fixture(scope="module")
 def real():
-    if not REAL_MAPS.exists():
-        pytest.fail(f"{REAL_MAPS} is missing (../shared/data from the project root)")
-    data = np.load(REAL_MAPS)
+    data = np.load(real_maps_path())
     images = {n: cv2.imdecode(data[f"image_{n}"], cv2.IMREAD_COLOR) for n in NAMES}
     return data, images
 

@@ -1,7 +1,7 @@
 """DBPredictor, ``dbnet-fast detect`` (one process and torchrun), ONNX export, and
 fine-tuning starts (``init``).
 
-The real images are the model inputs in ../shared/data/real_maps.npz; the
+The real images are the model inputs in dbnet_fast/assets/real_maps.npz; the
 boxes in that file are PaddleOCR's post-processing on onnxruntime's maps of
 PP-OCRv4, so DBPredictor("ppocr-v4") must give them."""
 
@@ -27,18 +27,16 @@ from dbnet_fast.engine.checkpoint import (build_model, initialise, load_checkpoi
                                           save_checkpoint)
 from dbnet_fast.export import export_onnx, onnx_difference  # noqa: E402
 from dbnet_fast.model import load_ppocr_det, ppocr_normalize  # noqa: E402
+from dbnet_fast.assets import real_maps_path  # noqa: E402
 from dbnet_fast.postprocess import DBPostProcessor  # noqa: E402
 from dbnet_fast.predict import DBPredictor, ImageReadError, list_images  # noqa: E402
 
-REAL_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_maps.npz"
 NAMES = ["skimage_page", "networkx_labels", "synth_document", "synth_scene"]
 
 
 @pytest.fixture(scope="module")
 def real():
-    if not REAL_MAPS.exists():
-        pytest.fail(f"{REAL_MAPS} is missing (../shared/data from the project root)")
-    data = np.load(REAL_MAPS)
+    data = np.load(real_maps_path())
     return data, {n: cv2.imdecode(data[f"image_{n}"], cv2.IMREAD_COLOR) for n in NAMES}
 
 

@@ -5,8 +5,16 @@ polygons in original pixels and their scores) and ``OUT/<name>.png`` (the
 image with the polygons drawn). ``<name>`` is the file's stem; images with the
 same stem get ``-1``, ``-2``, ... in the order listed.
 
-Images that cannot be read are reported and skipped; the run goes on and
-:func:`detect_files` says how many failed (the command then exits non-zero).
+Images that cannot be read (broken links and FIFOs too) are reported and
+skipped; the run goes on and :func:`detect_files` says how many failed (the
+command then exits non-zero).
+
+An image's files are written as soon as its batch has run, the JSON last, so a
+JSON on disk means a finished image. Ctrl-C stops the run after the image being
+written; the summary counts what is on disk and says ``"interrupted": true``.
+Memory does not grow with the image sizes beyond a few originals: the workers
+hand over only the prepared (resized) images, and each original is read again
+for its picture, then dropped.
 
 Under ``torchrun`` every process takes the images ``rank, rank + world_size,
 ...`` of the sorted list (all processes list the same inputs), runs on its own
@@ -19,7 +27,10 @@ one of them returns (and exits with) the same verdict.
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -34,24 +45,27 @@ from dbnet_fast.predict import (IMAGE_SUFFIXES, DBPredictor, ImageReadError, Pre
 SUMMARY_NAME = re.compile(r"summary\.rank\d+")
 """Names of the per-process summaries, which no image output may take."""
 CHUNK_BATCHES = 4
-"""Images prepared ahead of the model, in batches: shape grouping works within a chunk."""
+"""Prepared images gathered before running, in batches: shape grouping works within a chunk."""
 
 
 @dataclass
 class _Loaded:
     index: int
-    image: np.ndarray | None = None
-    prepared: PreparedImage | None = None
+    prepared: PreparedImage | None = None  # the resized image only: originals are large
     error: str | None = None
+
+
+def _read_error(path: Path, error: Exception) -> str:
+    if isinstance(error, ImageReadError):
+        return str(error)  # it names the file
+    return f"{path}: {type(error).__name__}: {error}"
 
 
 class _Images(torch.utils.data.Dataset):
     """Reads and prepares images in DataLoader workers; errors come back as values."""
 
-    def __init__(self, paths: Sequence[Path], preprocess: Preprocessor, indices: Sequence[int],
-                 keep_image: bool):
+    def __init__(self, paths: Sequence[Path], preprocess: Preprocessor, indices: Sequence[int]):
         self.paths, self.preprocess, self.indices = paths, preprocess, indices
-        self.keep_image = keep_image  # the decoded original, for the picture only
 
     def __len__(self):
         return len(self.indices)
@@ -59,12 +73,9 @@ class _Images(torch.utils.data.Dataset):
     def __getitem__(self, i):
         index = self.indices[i]
         try:
-            image = self.preprocess.to_bgr(self.paths[index])
-            return _Loaded(index, image if self.keep_image else None, self.preprocess(image))
-        except ImageReadError as error:
-            return _Loaded(index, error=str(error))
+            return _Loaded(index, self.preprocess(self.paths[index]))
         except Exception as error:  # noqa: BLE001 - one bad image must not end the run
-            return _Loaded(index, error=f"{self.paths[index]}: {type(error).__name__}: {error}")
+            return _Loaded(index, error=_read_error(self.paths[index], error))
 
 
 def _as_is(item):
@@ -108,10 +119,11 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
     """Detects text in images (files, or folders of them) and writes the outputs
     described in the module documentation. ``model``: a checkpoint path or
     ``"ppocr-v4"``. Returns the counts of all processes: ``images``, ``done``,
-    ``failed``, ``detections``, ``seconds``, and this process's ``errors``."""
+    ``failed``, ``detections``, ``seconds``, and this process's ``errors``;
+    ``interrupted`` (Ctrl-C): then the counts are this process's alone."""
     from dbnet_fast.engine import distributed
 
-    paths = list(dict.fromkeys(p.resolve() for p in list_images(inputs)))  # each file once
+    paths = list(dict.fromkeys(_resolve(p) for p in list_images(inputs)))  # each file once
     if not paths:
         raise ValueError(f"detect: no images in {[str(i) for i in inputs]} (folders are read "
                          f"one level deep, files ending in {', '.join(IMAGE_SUFFIXES)})")
@@ -132,13 +144,24 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
         atomic_write_json(out / f"summary.rank{ctx.rank}.json",
                           {"rank": ctx.rank, "world_size": ctx.world_size,
                            "device": str(ctx.device), **counts, "errors": errors})
-        totals = torch.tensor([counts["done"], counts["failed"], counts["detections"]])
-        done, failed, found = distributed.all_reduce_sum(ctx, totals).tolist()
+        totals = [counts["done"], counts["failed"], counts["detections"]]
+        if not counts["interrupted"]:  # else the others may be stopped too: no waiting for them
+            totals = distributed.all_reduce_sum(ctx, torch.tensor(totals)).tolist()
+        done, failed, found = totals
     finally:
         distributed.cleanup(ctx)
     return {"images": len(paths), "done": done, "failed": failed, "detections": found,
             "seconds": counts["seconds"], "errors": errors, "out": str(out),  # this process's
-            "rank": ctx.rank, "world_size": ctx.world_size}
+            "interrupted": counts["interrupted"], "rank": ctx.rank, "world_size": ctx.world_size}
+
+
+def _resolve(path: Path) -> Path:
+    """The real path of an input; a broken link or a link loop has none, so its
+    own path (folder resolved), for reading to report it."""
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+        return path.parent.resolve() / path.name
 
 
 def _check_outputs_spare_inputs(paths: Sequence[Path], names: Sequence[str], out: Path) -> None:
@@ -152,45 +175,81 @@ def _check_outputs_spare_inputs(paths: Sequence[Path], names: Sequence[str], out
                                  f"input image; choose another --out folder")
 
 
+@contextmanager
+def _interrupt_deferred():
+    """Ctrl-C inside waits for the end of the block (raised then), so an image's
+    files and its count are written together."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # only the main thread gets signals; a custom or ignored SIGINT stays so
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _detect_shard(predictor, paths, names, indices, out, model, output, pictures, workers,
                   progress):
     from dbnet_fast.engine.demo import draw_detections
 
+    # prepared images are small; the workers keep about one batch ready
+    ahead = max(2, -(-predictor.batch_size // workers)) if workers > 0 else None
     loader = torch.utils.data.DataLoader(
-        _Images(paths, predictor.preprocess, indices, keep_image=pictures), batch_size=None, collate_fn=_as_is, num_workers=workers,
-        prefetch_factor=predictor.batch_size if workers > 0 else None)
+        _Images(paths, predictor.preprocess, indices), batch_size=None, collate_fn=_as_is,
+        num_workers=workers, prefetch_factor=ahead)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(indices), desc="detect", unit="img", dynamic_ncols=True)
     start = time.perf_counter()
-    counts = {"done": 0, "failed": 0, "detections": 0}
+    counts = {"done": 0, "failed": 0, "detections": 0, "interrupted": False}
     errors = []
 
-    def flush(chunk: list[_Loaded]):
-        found = predictor.run([item.prepared for item in chunk])
-        for item, detections in zip(chunk, found):
-            name = names[item.index]
-            record = detection_record(paths[item.index], item.prepared.size, detections, model,
-                                      output)
-            atomic_write_json(out / f"{name}.json", record, indent=None)
-            if pictures:
-                picture = draw_detections(item.image, [b.numpy() for b in detections.boxes],
-                                          zoom=1, legend=False)
+    def fail(error: str):
+        errors.append(error)
+        counts["failed"] += 1
+        print(f"dbnet-fast detect: skipped {error}", flush=True)
+
+    def write(item: _Loaded, detections):
+        path, name = paths[item.index], names[item.index]
+        record = detection_record(path, item.prepared.size, detections, model, output)
+        picture = None
+        if pictures:
+            try:  # read again: keeping the originals until their batch runs takes GBs
+                original = predictor.preprocess.to_bgr(path)
+            except Exception as error:  # noqa: BLE001 - e.g. removed meanwhile
+                fail(_read_error(path, error))
+                return
+            picture = draw_detections(original, [b.numpy() for b in detections.boxes], zoom=1,
+                                      legend=False)
+            del original
+        with _interrupt_deferred():
+            if picture is not None:
                 atomic_write_image(out / f"{name}.png", picture)
+            atomic_write_json(out / f"{name}.json", record, indent=None)
             counts["done"] += 1
             counts["detections"] += len(detections)
-        if bar is not None:
-            bar.update(len(chunk))
+
+    def flush(chunk: list[_Loaded]):
+        prepared = [item.prepared for item in chunk]
+        for batch in predictor.batches(prepared):  # each batch on disk before the next runs
+            found = predictor.run([prepared[i] for i in batch])
+            for i, detections in zip(batch, found):
+                write(chunk[i], detections)
+            if bar is not None:
+                bar.update(len(batch))
 
     chunk: list[_Loaded] = []
     try:
         for item in loader:
             if item.error is not None:
-                errors.append(item.error)
-                counts["failed"] += 1
-                print(f"dbnet-fast detect: skipped {item.error}", flush=True)
+                fail(item.error)
                 if bar is not None:
                     bar.update(1)
                 continue
@@ -200,6 +259,8 @@ def _detect_shard(predictor, paths, names, indices, out, model, output, pictures
                 chunk = []
         if chunk:
             flush(chunk)
+    except KeyboardInterrupt:
+        counts["interrupted"] = True  # what is on disk is complete and counted
     finally:
         if bar is not None:
             bar.close()
