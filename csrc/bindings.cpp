@@ -188,4 +188,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("label_components_emulated", &dbf::label_components_emulated);
   m.def("quad_row_scores", &dbf::quad_row_scores);
   m.def("build_info", &dbf::build_info);
+  m.attr("max_coordinate") = dbf::kMaxCoordinate;  // the range rule of point coordinates
 }

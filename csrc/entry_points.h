@@ -106,6 +106,13 @@ struct LossMaps {
 // maps (B, H, W), checked (non-negative sizes) and contiguous.
 at::Tensor checked_dest_sizes(const char* op, const at::Tensor& prob, const at::Tensor& dest_sizes);
 
+// Values (int32, int64, float32 or float64) finite and within +-kMaxCoordinate,
+// the range rule of point coordinates (ValueError otherwise).
+void check_coordinates(const char* op, const char* name, const at::Tensor& values);
+// The inputs of the box scores: prob (H, W) and boxes (K, 4, 2) float32 CPU
+// tensors, the boxes' coordinates in range (their corners are cast to int32).
+void check_quad_inputs(const char* op, const at::Tensor& prob, const at::Tensor& quads);
+
 // The packed polygons of db_targets: dtypes, shapes, offsets in range and in order.
 void check_targets_inputs(const at::Tensor& points, const at::Tensor& polygon_offsets,
                           const at::Tensor& image_offsets, const at::Tensor& ignore,

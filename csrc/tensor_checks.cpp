@@ -70,6 +70,39 @@ void check_loss_saved(const LossMaps& maps, const at::Tensor& grad_terms, const 
 }
 
 namespace {
+template <class T>
+void check_values_in_range(const char* op, const char* name, const at::Tensor& values) {
+  const at::Tensor c = values.contiguous();
+  const T* v = c.const_data_ptr<T>();
+  for (int64_t i = 0; i < c.numel(); ++i) {  // (NaN fails both comparisons)
+    TORCH_CHECK_VALUE(v[i] >= T(-kMaxCoordinate) && v[i] <= T(kMaxCoordinate), op, ": ", name,
+                      " must be finite and within +-", kMaxCoordinate, ", got ", v[i]);
+  }
+}
+}  // namespace
+
+void check_coordinates(const char* op, const char* name, const at::Tensor& values) {
+  TORCH_CHECK(values.is_cpu(), op, ": ", name, " must be a CPU tensor");
+  switch (values.scalar_type()) {
+    case at::kInt: return check_values_in_range<int32_t>(op, name, values);
+    case at::kLong: return check_values_in_range<int64_t>(op, name, values);
+    case at::kFloat: return check_values_in_range<float>(op, name, values);
+    case at::kDouble: return check_values_in_range<double>(op, name, values);
+    default: TORCH_CHECK(false, op, ": ", name, " must be int32, int64, float32 or float64, got ",
+                         values.scalar_type());
+  }
+}
+
+void check_quad_inputs(const char* op, const at::Tensor& prob, const at::Tensor& quads) {
+  TORCH_CHECK(prob.dim() == 2 && prob.scalar_type() == at::kFloat && prob.is_cpu(), op,
+              ": prob must be a (H, W) float32 CPU tensor");
+  TORCH_CHECK(quads.dim() == 3 && quads.size(1) == 4 && quads.size(2) == 2 &&
+                  quads.scalar_type() == at::kFloat && quads.is_cpu(),
+              op, ": boxes must be a (K, 4, 2) float32 CPU tensor");
+  check_coordinates(op, "boxes", quads);
+}
+
+namespace {
 // offsets: int64, 1-D, starts at 0, never decreases, ends at `total`.
 void check_offsets(const at::Tensor& offsets, const char* name, int64_t total) {
   TORCH_CHECK(offsets.scalar_type() == at::kLong && offsets.dim() == 1 && offsets.numel() >= 1,

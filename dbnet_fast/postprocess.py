@@ -20,7 +20,6 @@ min_size + 2. It needs opencv and pyclipper.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -28,8 +27,14 @@ import numpy as np
 import torch
 
 from dbnet_fast.ops import postprocess as ops
+from dbnet_fast.ops._checks import (
+    as_float32,
+    check_finite_scalar,
+    check_int,
+    check_tensor,
+    map_sizes,
+)
 from dbnet_fast.ops._native import _C
-from dbnet_fast.ops._checks import as_float32, map_sizes
 
 OUTPUTS = ("quad", "poly")
 
@@ -54,13 +59,15 @@ class Detections:
 class DBPostProcessor:
     """Probability maps (B, 1, H, W) or (B, H, W) -> one :class:`Detections` per image.
 
-    thresh: binarisation threshold (prob > thresh). box_thresh: boxes whose
-    score is lower are dropped. unclip_ratio: boxes grow by area * ratio /
-    perimeter. max_candidates: contours considered per image, in
-    ``cv2.findContours(RETR_LIST)`` order. score_mode: "fast" (mean under the
-    box) or "slow" (under the contour). use_dilation: dilate the binary map by
-    a 2x2 kernel first. min_size: boxes whose short side is below are dropped
-    (below min_size + 2 after unclip).
+    thresh: binarisation threshold (prob > thresh), in [0, 1]. box_thresh:
+    boxes whose score is lower are dropped, in [0, 1]. unclip_ratio: boxes
+    grow by area * ratio / perimeter, > 0. max_candidates: contours considered
+    per image, in ``cv2.findContours(RETR_LIST)`` order, >= 1. score_mode:
+    "fast" (mean under the box) or "slow" (under the contour). use_dilation:
+    dilate the binary map by a 2x2 kernel first. min_size: boxes whose short
+    side is below are dropped (below min_size + 2 after unclip). Numbers may be
+    Python or NumPy scalars (stored as float and int); a bad setting raises a
+    ValueError that names it.
     """
 
     thresh: float = 0.3
@@ -79,17 +86,15 @@ class DBPostProcessor:
             raise ValueError(
                 f"DBPostProcessor: score_mode must be one of {ops.SCORE_MODES}, got {self.score_mode!r}"
             )
-        for name in ("thresh", "box_thresh", "min_size", "unclip_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
-                raise ValueError(f"DBPostProcessor: {name} must be a finite number, got {value!r}")
-        if self.unclip_ratio <= 0:
-            raise ValueError(f"DBPostProcessor: unclip_ratio must be positive, got {self.unclip_ratio!r}")
-        if isinstance(self.max_candidates, bool) or not isinstance(self.max_candidates, int) \
-                or self.max_candidates < 0:
-            raise ValueError(f"DBPostProcessor: max_candidates must be a non-negative int, got "
-                             f"{self.max_candidates!r}")
+        op = "DBPostProcessor"
+        try:
+            self.thresh = check_finite_scalar(op, "thresh", self.thresh, ge=0, le=1)
+            self.box_thresh = check_finite_scalar(op, "box_thresh", self.box_thresh, ge=0, le=1)
+            self.unclip_ratio = check_finite_scalar(op, "unclip_ratio", self.unclip_ratio, gt=0)
+            self.min_size = check_finite_scalar(op, "min_size", self.min_size)
+            self.max_candidates = check_int(op, "max_candidates", self.max_candidates, ge=1)
+        except TypeError as error:  # a setting of the wrong type is a bad setting too
+            raise ValueError(str(error)) from None
 
     def __call__(self, prob: torch.Tensor, sizes=None) -> list[Detections]:
         """``sizes``: each image's original (height, width) (a (B, 2) tensor or
@@ -179,8 +184,7 @@ def _packed(polygons: list[np.ndarray], dtype) -> tuple[torch.Tensor, torch.Tens
 def _as_maps(prob) -> torch.Tensor:
     if isinstance(prob, np.ndarray):
         prob = torch.from_numpy(prob)
-    if not isinstance(prob, torch.Tensor):
-        raise TypeError(f"DBPostProcessor: prob must be a tensor, got {type(prob).__name__}")
+    check_tensor("DBPostProcessor", "prob", prob)
     if prob.dim() == 4:
         if prob.shape[1] != 1:
             raise ValueError(f"DBPostProcessor: prob must be (B, 1, H, W) or (B, H, W), got {tuple(prob.shape)}")

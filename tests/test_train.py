@@ -89,8 +89,8 @@ class _Crash(Exception):
 
 
 def test_resume_continues_exactly(tmp_path, monkeypatch):
-    # 3 steps per epoch, so the 5 steps cross an epoch boundary; the crash comes after
-    # the checkpoint of step 2, in the middle of epoch 0.
+    # 3 steps per epoch, so the 5 steps cross an epoch boundary; the crash comes in
+    # step 4, after the checkpoint of step 2: the run saves its 3 finished steps.
     straight = train(tiny(tmp_path / "a", max_steps=5))
     expected = _weights(straight["model"])
 
@@ -104,10 +104,12 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "_train_step", crashing)
-    with pytest.raises(_Crash):
+    with pytest.raises(train_module.TrainingStopped) as stopped:
         train(tiny(tmp_path / "b", max_steps=5))
+    assert isinstance(stopped.value.cause, _Crash) and stopped.value.step == 3
     monkeypatch.setattr(train_module, "_train_step", real_step)
-    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 2
+    # the failed run kept its 3 finished steps (not only the checkpoint of step 2)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3
     resumed = train(tiny(tmp_path / "b", max_steps=5, resume=True))
     assert resumed["step"] == 5 and resumed["epoch"] == 1
     got = _weights(resumed["model"])

@@ -11,6 +11,12 @@
 
 namespace dbf {
 
+// The range rule of point coordinates (pixels) of every op that takes points:
+// finite and |v| <= kMaxCoordinate (unclip distances too). Within it the
+// int64 geometry (hull cross products, 16.16 raster edges) and the int32
+// casts of the rasters cannot overflow. dbnet_fast/ops/_checks.py reads it.
+constexpr int64_t kMaxCoordinate = 10000000;
+
 struct PostParams {
   float thresh = 0.3f;        // binarisation: prob > thresh (compared in float32)
   double box_thresh = 0.7;    // boxes scoring below are dropped

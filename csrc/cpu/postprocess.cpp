@@ -22,16 +22,22 @@ at::Tensor offsets_tensor(const std::vector<int64_t>& offsets) {
   return t;
 }
 
-void check_csr(const char* op, const at::Tensor& points, const at::Tensor& offsets) {
-  TORCH_CHECK(points.dim() == 2 && points.size(1) == 2, op, ": points must be (N, 2), got ", points.sizes());
-  TORCH_CHECK(offsets.dim() == 1 && offsets.numel() >= 1 && offsets.scalar_type() == at::kLong, op,
-              ": offsets must be a 1-D int64 tensor with at least one element");
-  const int64_t* off = offsets.const_data_ptr<int64_t>();
-  TORCH_CHECK(off[0] == 0 && off[offsets.numel() - 1] == points.size(0), op,
+// A CSR point set: CPU points (N, 2) of `type` (int32 or int64) within the
+// coordinate range, CPU int64 offsets from 0 to N, never decreasing.
+void check_csr(const char* op, const at::Tensor& points, const at::Tensor& offsets, at::ScalarType type) {
+  TORCH_CHECK(points.dim() == 2 && points.size(1) == 2 && points.scalar_type() == type && points.is_cpu(), op,
+              ": points must be a (N, 2) ", type, " CPU tensor, got ", points.sizes(), " ", points.scalar_type(),
+              " on ", points.device());
+  TORCH_CHECK(offsets.dim() == 1 && offsets.numel() >= 1 && offsets.scalar_type() == at::kLong && offsets.is_cpu(),
+              op, ": offsets must be a 1-D int64 CPU tensor with at least one element");
+  const at::Tensor o = offsets.contiguous();
+  const int64_t* off = o.const_data_ptr<int64_t>();
+  TORCH_CHECK(off[0] == 0 && off[o.numel() - 1] == points.size(0), op,
               ": offsets must start at 0 and end at the number of points");
-  for (int64_t i = 0; i + 1 < offsets.numel(); ++i) {
+  for (int64_t i = 0; i + 1 < o.numel(); ++i) {
     TORCH_CHECK(off[i] <= off[i + 1], op, ": offsets must not decrease");
   }
+  check_coordinates(op, "points", points);
 }
 
 std::tuple<at::Tensor, at::Tensor> contours_tensors(const Contours& c) {
@@ -101,8 +107,7 @@ std::tuple<at::Tensor, at::Tensor> map_contours_cpu(const at::Tensor& prob, doub
 }
 
 std::tuple<at::Tensor, at::Tensor> min_area_quads_cpu(const at::Tensor& points, const at::Tensor& offsets) {
-  check_csr("min_area_quads", points, offsets);
-  TORCH_CHECK(points.scalar_type() == at::kLong, "min_area_quads: points must be int64");
+  check_csr("min_area_quads", points, offsets, at::kLong);
   const at::Tensor pts = points.contiguous(), off_t = offsets.contiguous();
   const int64_t count = off_t.numel() - 1;
   const int64_t* off = off_t.const_data_ptr<int64_t>();
@@ -123,9 +128,7 @@ std::tuple<at::Tensor, at::Tensor> min_area_quads_cpu(const at::Tensor& points, 
 }
 
 at::Tensor quad_scores_cpu(const at::Tensor& prob, const at::Tensor& quads) {
-  TORCH_CHECK(prob.dim() == 2 && prob.scalar_type() == at::kFloat, "box_scores: prob must be (H, W) float32");
-  TORCH_CHECK(quads.dim() == 3 && quads.size(1) == 4 && quads.size(2) == 2 && quads.scalar_type() == at::kFloat,
-              "box_scores: boxes must be (K, 4, 2) float32");
+  check_quad_inputs("box_scores", prob, quads);
   const at::Tensor p = prob.contiguous(), q = quads.contiguous();
   at::Tensor out = at::empty({q.size(0)}, at::kDouble);
   RasterScratch scratch;
@@ -137,9 +140,9 @@ at::Tensor quad_scores_cpu(const at::Tensor& prob, const at::Tensor& quads) {
 }
 
 at::Tensor contour_scores_cpu(const at::Tensor& prob, const at::Tensor& points, const at::Tensor& offsets) {
-  TORCH_CHECK(prob.dim() == 2 && prob.scalar_type() == at::kFloat, "contour_scores: prob must be (H, W) float32");
-  check_csr("contour_scores", points, offsets);
-  TORCH_CHECK(points.scalar_type() == at::kInt, "contour_scores: points must be int32");
+  TORCH_CHECK(prob.dim() == 2 && prob.scalar_type() == at::kFloat && prob.is_cpu(),
+              "contour_scores: prob must be a (H, W) float32 CPU tensor");
+  check_csr("contour_scores", points, offsets, at::kInt);
   const at::Tensor p = prob.contiguous(), pts = points.contiguous(), off_t = offsets.contiguous();
   const int64_t count = off_t.numel() - 1;
   const int64_t* off = off_t.const_data_ptr<int64_t>();
@@ -157,11 +160,12 @@ at::Tensor contour_scores_cpu(const at::Tensor& prob, const at::Tensor& points, 
 
 std::tuple<at::Tensor, at::Tensor> offset_polygons_cpu(const at::Tensor& points, const at::Tensor& offsets,
                                                        const at::Tensor& distances) {
-  check_csr("offset_polygons", points, offsets);
-  TORCH_CHECK(points.scalar_type() == at::kLong, "offset_polygons: points must be int64");
+  check_csr("offset_polygons", points, offsets, at::kLong);
   const int64_t count = offsets.numel() - 1;
-  TORCH_CHECK(distances.dim() == 1 && distances.numel() == count && distances.scalar_type() == at::kDouble,
-              "offset_polygons: distances must be (K,) float64, one per polygon");
+  TORCH_CHECK(distances.dim() == 1 && distances.numel() == count && distances.scalar_type() == at::kDouble &&
+                  distances.is_cpu(),
+              "offset_polygons: distances must be a (K,) float64 CPU tensor, one per polygon");
+  check_coordinates("offset_polygons", "distances", distances);  // the grown points stay in int64
   const at::Tensor pts = points.contiguous(), off_t = offsets.contiguous(), d = distances.contiguous();
   const int64_t* off = off_t.const_data_ptr<int64_t>();
   std::vector<int64_t> xy, out_off{0};
@@ -177,9 +181,9 @@ std::tuple<at::Tensor, at::Tensor> offset_polygons_cpu(const at::Tensor& points,
 
 at::Tensor polygon_masks_cpu(const at::Tensor& points, const at::Tensor& offsets, int64_t height,
                              int64_t width) {
-  check_csr("polygon_masks", points, offsets);
-  TORCH_CHECK(points.scalar_type() == at::kLong, "polygon_masks: points must be int64");
-  TORCH_CHECK(height >= 0 && width >= 0, "polygon_masks: negative size");
+  check_csr("polygon_masks", points, offsets, at::kLong);
+  TORCH_CHECK(height >= 0 && width >= 0 && height <= INT32_MAX && width <= INT32_MAX,
+              "polygon_masks: size must be in [0, 2^31), got ", height, " x ", width);
   const at::Tensor pts = points.contiguous(), off_t = offsets.contiguous();
   const int64_t count = off_t.numel() - 1;
   const int64_t* off = off_t.const_data_ptr<int64_t>();

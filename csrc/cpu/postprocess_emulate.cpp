@@ -24,9 +24,7 @@ at::Tensor label_components_emulated(const at::Tensor& mask, int64_t seed) {
 }
 
 at::Tensor quad_row_scores(const at::Tensor& prob, const at::Tensor& quads) {
-  TORCH_CHECK(prob.dim() == 2 && prob.scalar_type() == at::kFloat && prob.is_cpu(), "prob must be (H, W) float32");
-  TORCH_CHECK(quads.dim() == 3 && quads.size(1) == 4 && quads.size(2) == 2 && quads.scalar_type() == at::kFloat,
-              "boxes must be (K, 4, 2) float32");
+  check_quad_inputs("box_scores", prob, quads);
   const at::Tensor p = prob.contiguous(), q = quads.contiguous();
   at::Tensor out = at::empty({q.size(0)}, at::kDouble);
   for (int64_t k = 0; k < q.size(0); ++k) {

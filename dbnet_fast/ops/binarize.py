@@ -95,8 +95,8 @@ def db_binarize(prob: torch.Tensor, thresh: torch.Tensor, k: float = 50.0) -> to
     float32) they are 0, as with ``torch.sigmoid``'s own backward.
     """
     op = "db_binarize"
-    check_float_tensor(op, "prob", prob)
-    check_float_tensor(op, "thresh", thresh)
+    check_float_tensor(op, "prob", prob, meta=True)  # (meta: shapes only, as torch.compile traces)
+    check_float_tensor(op, "thresh", thresh, meta=True)
     check_same_layout(op, "prob", prob, "thresh", thresh)
     k = check_finite_scalar(op, "k", k)
     return _binarize(prob, thresh, k)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from dbnet_fast.ops._checks import (
-    check_device,
     check_finite_scalar,
     check_float_tensor,
     check_same_layout,
@@ -149,16 +148,16 @@ def db_loss(
         graphs and under ``torch.compile(fullgraph=True)``.
     """
     op = "db_loss"
-    check_float_tensor(op, "prob_logits", prob_logits)
-    check_float_tensor(op, "thresh_logits", thresh_logits)
+    # (meta tensors: shapes only, as torch.compile traces)
+    check_float_tensor(op, "prob_logits", prob_logits, meta=True)
+    check_float_tensor(op, "thresh_logits", thresh_logits, meta=True)
     check_same_layout(op, "prob_logits", prob_logits, "thresh_logits", thresh_logits)
     target_dtype = torch.float64 if prob_logits.dtype == torch.float64 else torch.float32
     targets = []
     for name, target in [("shrink_map", shrink_map), ("shrink_mask", shrink_mask),
                          ("thresh_map", thresh_map), ("thresh_mask", thresh_mask)]:
-        if check_tensor(op, name, target).is_complex():
+        if check_tensor(op, name, target, meta=True).is_complex():
             raise TypeError(f"{op}: {name} must be a real tensor, got {target.dtype}")
-        check_device(op, name, target.device)
         if target.shape != prob_logits.shape:
             raise ValueError(
                 f"{op}: {name} must have the shape of prob_logits {tuple(prob_logits.shape)}, "

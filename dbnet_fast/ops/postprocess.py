@@ -4,7 +4,10 @@
 (and MhLiao/DB's SegDetectorRepresenter) on a batch of maps, one image per
 CPU thread; the other functions are its steps, each usable alone. Ragged
 results travel as CSR: a points tensor (N, 2) plus int64 offsets (K + 1), the
-points of item k being ``points[offsets[k]:offsets[k + 1]]``.
+points of item k being ``points[offsets[k]:offsets[k + 1]]`` (offsets of an
+integer dtype). Point coordinates (points and boxes) must be finite and
+within 1e7 pixels in magnitude, as in every op that takes points; anything
+else is refused with a ValueError.
 
 Each step reproduces what the reference pipeline computes with OpenCV and
 pyclipper, bit for bit where integer truncation follows:
@@ -29,38 +32,53 @@ candidates differ from RETR_LIST's).
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from dbnet_fast.ops._checks import as_float32, check_device, check_finite_scalar, check_tensor, map_sizes
+from dbnet_fast.ops._checks import (
+    BITMAP_DTYPES,
+    FLOAT_DTYPES,
+    INTEGER_DTYPES,
+    as_float32,
+    check_coordinates,
+    check_finite_scalar,
+    check_int,
+    check_size,
+    check_tensor,
+    map_sizes,
+)
 from dbnet_fast.ops._native import _C
 
 SCORE_MODES = ("fast", "slow")
 
 
 def _check_map(op: str, name: str, value, dims: int, cuda: bool = False) -> torch.Tensor:
+    if not cuda and isinstance(value, torch.Tensor) and not value.is_cpu:
+        raise ValueError(f"{op}: {name} is on {value.device}; this step runs on the CPU")
     check_tensor(op, name, value)
     if value.dim() != dims:
         raise ValueError(f"{op}: {name} must have {dims} dimensions, got shape {tuple(value.shape)}")
     if not value.is_floating_point():
         raise TypeError(f"{op}: {name} must be a floating tensor, got {value.dtype}")
-    if not value.is_cpu:  # (the attribute tests are the cheap ones: this runs per call)
-        if not (cuda and value.is_cuda):
-            raise ValueError(f"{op}: {name} is on {value.device}; this step runs on the CPU")
-        check_device(op, name, value.device)
     return as_float32(value)
 
 
+def _check_points(op: str, name: str, points) -> None:
+    """A real tensor of coordinates within the range rule (check_coordinates)."""
+    check_tensor(op, name, points)
+    if points.dtype not in INTEGER_DTYPES and points.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: {name} must be an integer or floating tensor, got {points.dtype}")
+    check_coordinates(op, name, points)
+
+
 def _check_csr(op: str, points, offsets, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    check_tensor(op, "points", points)
-    check_tensor(op, "offsets", offsets)
+    _check_points(op, "points", points)
     if points.dim() != 2 or points.shape[1] != 2:
         raise ValueError(f"{op}: points must be (N, 2), got shape {tuple(points.shape)}")
+    check_tensor(op, "offsets", offsets)
+    if offsets.dtype not in INTEGER_DTYPES:  # a cast would truncate fractional offsets
+        raise TypeError(f"{op}: offsets must be an integer tensor, got {offsets.dtype}")
     if offsets.dim() != 1 or offsets.numel() < 1:
         raise ValueError(f"{op}: offsets must be 1-D with at least one element")
-    if points.is_floating_point() and not bool(torch.isfinite(points).all()):
-        raise ValueError(f"{op}: points must be finite")
     offsets = offsets.to("cpu", torch.int64).contiguous()
     if int(offsets[0]) != 0 or int(offsets[-1]) != points.shape[0] or bool((offsets[1:] < offsets[:-1]).any()):
         raise ValueError(f"{op}: offsets must start at 0, not decrease and end at len(points)")
@@ -68,27 +86,32 @@ def _check_csr(op: str, points, offsets, dtype: torch.dtype) -> tuple[torch.Tens
 
 
 def _check_boxes(op: str, boxes) -> torch.Tensor:
-    check_tensor(op, "boxes", boxes)
+    _check_points(op, "boxes", boxes)
     if boxes.dim() != 3 or tuple(boxes.shape[1:]) != (4, 2):
         raise ValueError(f"{op}: boxes must be (K, 4, 2), got shape {tuple(boxes.shape)}")
-    boxes = boxes.detach().to("cpu", torch.float32).contiguous()
-    if not bool(torch.isfinite(boxes).all()):
-        raise ValueError(f"{op}: boxes must be finite")
-    if boxes.numel() and float(boxes.abs().max()) >= 2.0**30:
-        raise ValueError(f"{op}: box coordinates must be below 2**30 in magnitude")
-    return boxes
+    return boxes.detach().to("cpu", torch.float32).contiguous()
+
+
+def _as_bitmap(op: str, name: str, bitmap) -> torch.Tensor:
+    """A (H, W) map of any real dtype as a contiguous uint8 CPU mask, nonzero
+    as text (NaN too, as OpenCV's != 0): a cast to uint8 would wrap 256 to 0."""
+    check_tensor(op, name, bitmap)
+    if bitmap.dim() != 2:
+        raise ValueError(f"{op}: {name} must be (H, W), got shape {tuple(bitmap.shape)}")
+    if bitmap.dtype not in BITMAP_DTYPES:
+        raise TypeError(f"{op}: {name} must be a real (bool, integer or floating) tensor, "
+                        f"got {bitmap.dtype}")
+    if bitmap.dtype not in (torch.uint8, torch.bool):
+        bitmap = bitmap != 0
+    return bitmap.to("cpu", torch.uint8).contiguous()
 
 
 def find_contours(bitmap: torch.Tensor, simple: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Borders of a binary map (H, W) (nonzero = text): int32 points (N, 2) as
-    (x, y) and int64 offsets, in ``cv2.findContours(RETR_LIST)`` order.
+    """Borders of a binary map (H, W) (nonzero = text, in any real dtype; NaN
+    is text): int32 points (N, 2) as (x, y) and int64 offsets, in
+    ``cv2.findContours(RETR_LIST)`` order.
     ``simple`` keeps only the ends of straight runs (CHAIN_APPROX_SIMPLE)."""
-    check_tensor("find_contours", "bitmap", bitmap)
-    if bitmap.dim() != 2:
-        raise ValueError(f"find_contours: bitmap must be (H, W), got shape {tuple(bitmap.shape)}")
-    if bitmap.is_floating_point():
-        bitmap = bitmap != 0  # NaN counts as foreground, as in OpenCV's != 0 test
-    return _C.contours(bitmap.to("cpu", torch.uint8).contiguous(), bool(simple))
+    return _C.contours(_as_bitmap("find_contours", "bitmap", bitmap), bool(simple))
 
 
 def map_contours(prob: torch.Tensor, thresh: float = 0.3,
@@ -96,9 +119,10 @@ def map_contours(prob: torch.Tensor, thresh: float = 0.3,
     """The borders of the binary map ``prob > thresh`` of a probability map (H, W)
     (compared in float32; ``use_dilation``: dilated by a 2x2 kernel first, as
     ``cv2.dilate``), as :func:`find_contours` with ``simple=True``, in one native
-    pass. A map holding NaN or inf is refused with a ValueError."""
+    pass. ``thresh`` is in [0, 1]; a map holding NaN or inf is refused with a
+    ValueError."""
     prob = _check_map("map_contours", "prob", prob, 2)
-    thresh = check_finite_scalar("map_contours", "thresh", thresh)
+    thresh = check_finite_scalar("map_contours", "thresh", thresh, ge=0, le=1)
     return _C.map_contours(prob, thresh, bool(use_dilation))
 
 
@@ -106,11 +130,10 @@ def min_area_boxes(points: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.T
     """The minimum-area rectangle of each integer point set: boxes (K, 4, 2)
     float32 in TL, TR, BR, BL order and their short sides (K,) float32.
     An empty set gives a zero box."""
-    if isinstance(points, torch.Tensor) and points.is_floating_point():
-        if bool(torch.isfinite(points).all()) and not bool((points == points.round()).all()):
-            raise ValueError("min_area_boxes: points must be integers (pixel coordinates)")
-    points, offsets = _check_csr("min_area_boxes", points, offsets, torch.int64)
-    return _C.min_area_quads(points, offsets)
+    checked, offsets = _check_csr("min_area_boxes", points, offsets, torch.int64)
+    if points.is_floating_point() and not bool((points == points.round()).all()):
+        raise ValueError("min_area_boxes: points must be integers (pixel coordinates)")
+    return _C.min_area_quads(checked, offsets)
 
 
 def box_scores(prob: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -129,11 +152,19 @@ def contour_scores(prob: torch.Tensor, points: torch.Tensor, offsets: torch.Tens
 
 def unclip_distances(boxes: torch.Tensor, unclip_ratio: float = 1.5) -> torch.Tensor:
     """The growth distance of each box: area * unclip_ratio / perimeter, float64 (K,)."""
-    boxes = _check_boxes("unclip", boxes).double()
+    return _distances(_check_boxes("unclip", boxes), _check_unclip_ratio("unclip", unclip_ratio))
+
+
+def _check_unclip_ratio(op: str, unclip_ratio) -> float:
+    return check_finite_scalar(op, "unclip_ratio", unclip_ratio, gt=0)
+
+
+def _distances(boxes: torch.Tensor, unclip_ratio: float) -> torch.Tensor:
+    boxes = boxes.double()
     x, y = boxes[..., 0], boxes[..., 1]
     area = 0.5 * (x * y.roll(-1, 1) - x.roll(-1, 1) * y).sum(1).abs()
     perimeter = (boxes - boxes.roll(-1, 1)).norm(dim=2).sum(1)
-    return area * float(unclip_ratio) / perimeter
+    return area * unclip_ratio / perimeter
 
 
 def unclip(boxes: torch.Tensor, unclip_ratio: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,22 +172,22 @@ def unclip(boxes: torch.Tensor, unclip_ratio: float = 1.5) -> tuple[torch.Tensor
     pyclipper does it (corners truncated to integers, ArcTolerance 0.25):
     int64 points (N, 2) and offsets. The points are pyclipper's before its
     clean-up union, which for a convex box only drops points inside the hull."""
-    if not (isinstance(unclip_ratio, (int, float)) and math.isfinite(unclip_ratio) and unclip_ratio > 0):
-        raise ValueError(f"unclip: unclip_ratio must be a positive finite number, got {unclip_ratio!r}")
+    unclip_ratio = _check_unclip_ratio("unclip", unclip_ratio)
     boxes = _check_boxes("unclip", boxes)
-    distances = unclip_distances(boxes, unclip_ratio)
+    distances = _distances(boxes, unclip_ratio).nan_to_num(0.0)  # (NaN: a box of no perimeter)
+    # The grown boxes keep to the coordinate range too (a huge ratio would overflow).
+    check_coordinates("unclip", f"a box grown by unclip_ratio {unclip_ratio}",
+                      boxes.abs().amax((1, 2)).double() + distances)
     corners = boxes.to(torch.int64).reshape(-1, 2)  # truncation toward zero, as pyclipper
     offsets = torch.arange(0, 4 * boxes.shape[0] + 1, 4, dtype=torch.int64)
-    return _C.offset_polygons(corners, offsets, distances.nan_to_num(0.0))
+    return _C.offset_polygons(corners, offsets, distances)
 
 
 def polygon_masks(points: torch.Tensor, offsets: torch.Tensor, size) -> torch.Tensor:
     """Each integer polygon (CSR) rasterised as ``cv2.fillPoly`` does it (outline
     included) on a canvas of ``size = (H, W)``: bool (K, H, W)."""
     points, offsets = _check_csr("polygon_masks", points, offsets, torch.int64)
-    height, width = (int(v) for v in size)
-    if height < 0 or width < 0:
-        raise ValueError(f"polygon_masks: size must be non-negative, got {size}")
+    height, width = check_size("polygon_masks", size, positive=False)
     return _C.polygon_masks(points, offsets, height, width).bool()
 
 
@@ -179,7 +210,8 @@ def db_boxes(
     number of boxes of each image (B,) int64 (boxes of image b follow those of
     images before it), all on the host (CPU tensors), whatever the device of
     ``prob``. ``dest_sizes`` (B, 2) holds each image's (height, width); by
-    default the map size.
+    default the map size. ``thresh`` and ``box_thresh`` are in [0, 1],
+    ``unclip_ratio`` > 0, ``max_candidates`` >= 0 (Python or NumPy scalars).
 
     CPU maps: one image per thread, contours as ``cv2.findContours(RETR_LIST)``.
 
@@ -204,7 +236,8 @@ def db_boxes(
     ``score_mode="slow"`` (mean under the contour) is not implemented on CUDA
     and raises NotImplementedError.
     """
-    prob = _check_map("db_boxes", "prob", prob, 3, cuda=True)
+    op = "db_boxes"
+    prob = _check_map(op, "prob", prob, 3, cuda=True)
     if prob.is_cuda and score_mode == "slow":
         raise NotImplementedError(
             "db_boxes: score_mode='slow' (mean under the contour) has no CUDA implementation; "
@@ -213,23 +246,24 @@ def db_boxes(
     batch, height, width = prob.shape
     if dest_sizes is None:
         dest_sizes = map_sizes(batch, height, width)
-    check_tensor("db_boxes", "dest_sizes", dest_sizes)
+    check_tensor(op, "dest_sizes", dest_sizes)
     if tuple(dest_sizes.shape) != (batch, 2):
-        raise ValueError(f"db_boxes: dest_sizes must be ({batch}, 2), got shape {tuple(dest_sizes.shape)}")
+        raise ValueError(f"{op}: dest_sizes must be ({batch}, 2), "
+                         f"got shape {tuple(dest_sizes.shape)}")
     if dest_sizes.dtype != torch.int64 or not dest_sizes.is_cpu:
+        if dest_sizes.dtype not in INTEGER_DTYPES:  # a cast would truncate fractional sizes
+            raise TypeError(f"{op}: dest_sizes must be an integer tensor, got {dest_sizes.dtype}")
         dest_sizes = dest_sizes.to("cpu", torch.int64)
     # (negative sizes are refused by the native code, with a ValueError)
-    for name, value in (("thresh", thresh), ("box_thresh", box_thresh), ("min_size", min_size)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value)):
-            raise ValueError(f"db_boxes: {name} must be a finite number, got {value!r}")
-    if not (isinstance(unclip_ratio, (int, float)) and math.isfinite(unclip_ratio) and unclip_ratio > 0):
-        raise ValueError(f"db_boxes: unclip_ratio must be a positive finite number, got {unclip_ratio!r}")
-    if not isinstance(max_candidates, int) or max_candidates < 0:
-        raise ValueError(f"db_boxes: max_candidates must be a non-negative int, got {max_candidates!r}")
+    thresh = check_finite_scalar(op, "thresh", thresh, ge=0, le=1)
+    box_thresh = check_finite_scalar(op, "box_thresh", box_thresh, ge=0, le=1)
+    unclip_ratio = _check_unclip_ratio(op, unclip_ratio)
+    min_size = check_finite_scalar(op, "min_size", min_size)
+    max_candidates = check_int(op, "max_candidates", max_candidates, ge=0)
     if score_mode not in SCORE_MODES:
-        raise ValueError(f"db_boxes: score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
-    return _C.boxes(prob, dest_sizes, float(thresh), float(box_thresh), float(unclip_ratio),
-                    int(max_candidates), score_mode == "slow", bool(use_dilation), float(min_size))
+        raise ValueError(f"{op}: score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
+    return _C.boxes(prob, dest_sizes, thresh, box_thresh, unclip_ratio, max_candidates,
+                    score_mode == "slow", bool(use_dilation), min_size)
 
 
 # Test hooks: the CUDA pipeline's kernels run one thread after another on the
@@ -253,7 +287,7 @@ def _emulated_cuda_boxes(prob: torch.Tensor, dest_sizes: torch.Tensor | None = N
 def _emulated_cuda_labels(mask: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """int32 (H, W): each text pixel's component as its first pixel's linear index,
     -1 for background."""
-    return _C.label_components_emulated(mask.to("cpu", torch.uint8).contiguous(), int(seed))
+    return _C.label_components_emulated(_as_bitmap("label_components", "mask", mask), int(seed))
 
 
 def _row_wise_box_scores(prob: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:

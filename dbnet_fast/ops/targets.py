@@ -27,18 +27,27 @@ boundary pixels. An offset outline of more than 8192 points (hundreds of
 sharp corners offset by hundreds of pixels) is not cleaned: its polygon is
 ignored.
 
-A polygon with no point (0 rows) or a non-finite coordinate raises ValueError;
-one with 1 or 2 points has no area and is ignored (zeroed along its segment).
+A polygon with no point (0 rows), or a coordinate that is not finite or is
+beyond 1e7 pixels in magnitude (the range rule of every op that takes points),
+raises ValueError; one with 1 or 2 points has no area and is ignored (zeroed
+along its segment).
 """
 
 from __future__ import annotations
 
+import reprlib
 from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 
-from dbnet_fast.ops._checks import check_device, check_finite_scalar
+from dbnet_fast.ops._checks import (
+    check_coordinates,
+    check_device,
+    check_finite_scalar,
+    check_size,
+    check_tensor,
+)
 from dbnet_fast.ops._native import _C
 
 DISTANCES = ("reference", "exact")
@@ -56,12 +65,18 @@ class DBTargets(NamedTuple):
 def _as_points(polygon, image: int, index: int) -> np.ndarray:
     """The polygon as an (N, 2) float64 array (values checked later, all at once)."""
     if isinstance(polygon, torch.Tensor):
-        polygon = polygon.detach().cpu().numpy()
+        polygon = check_tensor("db_targets", _name(image, index), polygon).detach().cpu()
+        # (float64 first: NumPy has no bfloat16)
+        polygon = (polygon.double() if polygon.is_floating_point() else polygon).numpy()
     try:
-        points = np.asarray(polygon, dtype=np.float64)
+        points = np.asarray(polygon)
     except (TypeError, ValueError) as error:
         raise TypeError(f"db_targets: {_name(image, index)} must be an (N, 2) array of numbers") \
             from error
+    if points.dtype.kind not in "iuf":  # not bools, complex numbers, strings or objects
+        raise TypeError(f"db_targets: {_name(image, index)} must be an (N, 2) array of real "
+                        f"numbers, got dtype {points.dtype}")
+    points = points.astype(np.float64, copy=False)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"db_targets: {_name(image, index)} must have shape (N, 2), "
                          f"got {points.shape}")
@@ -74,48 +89,50 @@ def _name(image: int, index: int) -> str:
     return f"image {image} polygon {index}"
 
 
-def _raise_bad_value(batch, stacked: np.ndarray, offsets: np.ndarray):
-    """Names the first polygon with a coordinate that is not finite or beyond 1e7 pixels."""
-    row = int(np.argmax(~(np.abs(stacked) <= 1e7).all(axis=1)))
-    index = int(np.searchsorted(offsets, row, side="right")) - 1
-    names = [_name(b, i) for b, polygons in enumerate(batch) for i in range(len(polygons))]
-    if not np.isfinite(stacked[row]).all():
-        raise ValueError(f"db_targets: {names[index]} has a NaN or infinite coordinate")
-    raise ValueError(f"db_targets: {names[index]} has a coordinate beyond 1e7 pixels")
-
-
-def _size(size) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in size)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"db_targets: size must be (height, width), got {size!r}") from error
-    if height < 1 or width < 1 or height > 1 << 20 or width > 1 << 20:
-        raise ValueError(f"db_targets: size must be positive (and at most 2^20), got {size!r}")
-    return height, width
+def _flags(tags, count: int, image: int) -> np.ndarray:
+    """The ignore flags of one image: None (none ignored) or one bool per polygon."""
+    if tags is None:
+        return np.zeros(count, bool)
+    if isinstance(tags, torch.Tensor):
+        tags = check_tensor("db_targets", "ignore", tags).cpu()
+    flags = np.asarray(tags)
+    if flags.size and flags.dtype != bool:  # (an empty list comes out float64)
+        raise TypeError(f"db_targets: image {image}: ignore must hold bools, "
+                        f"got {reprlib.repr(tags)}")
+    if flags.shape != (count,):
+        raise ValueError(f"db_targets: image {image}: ignore must have one flag per polygon "
+                         f"({count}), got {reprlib.repr(tags)}")
+    return flags.astype(bool, copy=False)
 
 
 def _pack(batch, ignore):
     """CSR packing: points (N, 2), polygon offsets (P + 1), image offsets (B + 1), flags (P)."""
     arrays, flags, image_offsets = [], [], [0]
-    if ignore is not None and len(ignore) != len(batch):
-        raise ValueError("db_targets: ignore must have one entry per image")
+    if ignore is not None:
+        if isinstance(ignore, (str, bytes)) or not hasattr(ignore, "__len__"):
+            raise TypeError(f"db_targets: ignore must be None or a sequence, "
+                            f"got {reprlib.repr(ignore)}")
+        if len(ignore) != len(batch):
+            raise ValueError("db_targets: ignore must have one entry per image")
     for b, polygons in enumerate(batch):
-        tags = [False] * len(polygons) if ignore is None or ignore[b] is None else list(ignore[b])
-        if len(tags) != len(polygons):
-            raise ValueError(f"db_targets: image {b}: ignore must have one flag per polygon")
+        flags.append(_flags(None if ignore is None else ignore[b], len(polygons), b))
         arrays.extend(_as_points(polygon, b, i) for i, polygon in enumerate(polygons))
-        flags.extend(bool(tag) for tag in tags)
-        image_offsets.append(len(flags))
+        image_offsets.append(len(arrays))
     polygon_offsets = np.zeros(len(arrays) + 1, np.int64)
     np.cumsum([len(a) for a in arrays], out=polygon_offsets[1:])
-    stacked = np.concatenate(arrays) if arrays else np.zeros((0, 2))
-    if not (np.abs(stacked) <= 1e7).all():  # NaN and inf fail too
-        _raise_bad_value(batch, stacked, polygon_offsets)
+    stacked = torch.from_numpy(np.concatenate(arrays) if arrays else np.zeros((0, 2)))
+
+    def polygon_of(row: int) -> str:  # names the polygon holding a bad point
+        index = int(np.searchsorted(polygon_offsets, row, side="right")) - 1
+        names = [_name(b, i) for b, polygons in enumerate(batch) for i in range(len(polygons))]
+        return names[index]
+
+    check_coordinates("db_targets", polygon_of, stacked)
     return (
-        torch.from_numpy(stacked.astype(np.float32)),
+        stacked.float(),
         torch.from_numpy(polygon_offsets),
         torch.from_numpy(np.asarray(image_offsets, np.int64)),
-        torch.from_numpy(np.asarray(flags, bool)),
+        torch.from_numpy(np.concatenate([np.zeros(0, bool), *flags])),
     )
 
 
@@ -136,34 +153,35 @@ def db_targets_batch(
     Args:
         batch: per image, a sequence of polygons, each an (N_i, 2) array or
             tensor of (x, y) pixel coordinates.
-        size: (height, width) of every image.
+        size: (height, width) of every image, positive ints (at most 2^20).
         ignore: per image, one bool per polygon (the ``###`` tag), or None.
         device: where to compute: None or "cpu" (C++, images in parallel over
             torch's threads) or a CUDA device (the whole batch in CUDA kernels).
         shrink_ratio, thresh_min, thresh_max, min_text_size, distance: see the
-            module documentation (MhLiao/DB's defaults).
+            module documentation (MhLiao/DB's defaults); shrink_ratio in [0, 1),
+            0 <= thresh_min <= thresh_max <= 1, min_text_size >= 0.
 
     Returns:
         :class:`DBTargets` of (B, H, W) float32 tensors on ``device``.
     """
-    height, width = _size(size)
+    op = "db_targets"
+    height, width = check_size(op, size, positive=True, maximum=1 << 20)
     if distance not in DISTANCES:
-        raise ValueError(f"db_targets: distance must be one of {DISTANCES}, got {distance!r}")
-    params = {}
-    for name, value in [("shrink_ratio", shrink_ratio), ("thresh_min", thresh_min),
-                        ("thresh_max", thresh_max), ("min_text_size", min_text_size)]:
-        params[name] = check_finite_scalar("db_targets", name, value)
-    if not 0 <= params["shrink_ratio"] < 1:
-        raise ValueError(f"db_targets: shrink_ratio must be in [0, 1), got {shrink_ratio}")
+        raise ValueError(f"{op}: distance must be one of {DISTANCES}, got {distance!r}")
+    shrink_ratio = check_finite_scalar(op, "shrink_ratio", shrink_ratio, ge=0, lt=1)
+    thresh_min = check_finite_scalar(op, "thresh_min", thresh_min, ge=0, le=1)
+    thresh_max = check_finite_scalar(op, "thresh_max", thresh_max, ge=0, le=1)
+    if thresh_min > thresh_max:
+        raise ValueError(f"{op}: thresh_min must be <= thresh_max, "
+                         f"got {thresh_min} and {thresh_max}")
+    min_text_size = check_finite_scalar(op, "min_text_size", min_text_size, ge=0)
     device = torch.device(device if device is not None else "cpu")
-    check_device("db_targets", "device", device)
-    if device.type == "meta":
-        raise ValueError("db_targets: device must be the CPU or a CUDA device")
+    check_device(op, "device", device)
     packed = _pack(batch, ignore)
     if device.type != "cpu":
         packed = [t.to(device) for t in packed]
-    maps = _C.targets(*packed, height, width, params["shrink_ratio"], params["thresh_min"],
-                      params["thresh_max"], params["min_text_size"], distance == "exact")
+    maps = _C.targets(*packed, height, width, shrink_ratio, thresh_min, thresh_max, min_text_size,
+                      distance == "exact")
     return DBTargets(*maps.unbind(0))
 
 
