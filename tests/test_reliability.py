@@ -255,3 +255,38 @@ def test_one_value_per_channel_names_both_options():
     with pytest.raises(ValueError, match=r"image_size 32 with batch_size 1 .*image_size >= 64"):
         TrainConfig(max_steps=1, image_size=32, batch_size=1)
     TrainConfig(max_steps=1, image_size=32, batch_size=2)  # fine
+
+
+# ------------------------------------------------------------------ 8. thresholds, one check
+
+
+@pytest.mark.parametrize("option, value", [("--thresh", "-1"), ("--thresh", "2"),
+                                           ("--box-thresh", "2"), ("--box-thresh", "-0.5")])
+def test_every_command_refuses_thresholds_out_of_range(option, value, tmp_path, capsys):
+    checkpoint = save_checkpoint(tmp_path / "m.pt", build_model("resnet18", inner_channels=32))
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((40, 60, 3), 255, np.uint8))
+    name = option.lstrip("-").replace("-", "_")
+    commands = {
+        "detect": ["detect", str(image), "--checkpoint", str(checkpoint), "--out",
+                   str(tmp_path / "d"), "--workers", "0"],
+        "eval": ["eval", "--checkpoint", str(checkpoint), "--images", "1"],
+        "train": ["train", "--max-steps", "1", "--out", str(tmp_path / "t")],
+    }
+    for command, argv in commands.items():
+        assert main(argv + [option, value]) == 2, command
+        err = capsys.readouterr().err
+        assert f"{name} must be in [0, 1], got {float(value)}" in err, (command, err)
+        assert "Traceback" not in err
+
+
+def test_a_checkpoint_with_a_bad_threshold_is_refused_by_detect_as_by_eval(tmp_path, capsys):
+    checkpoint = save_checkpoint(tmp_path / "m.pt", build_model("resnet18", inner_channels=32),
+                                 config={"thresh": -3.0})
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((40, 60, 3), 255, np.uint8))
+    for argv in (["detect", str(image), "--checkpoint", str(checkpoint), "--out",
+                  str(tmp_path / "d"), "--workers", "0"],
+                 ["eval", "--checkpoint", str(checkpoint), "--images", "1"]):
+        assert main(argv) == 2
+        assert "thresh must be in [0, 1], got -3.0" in capsys.readouterr().err

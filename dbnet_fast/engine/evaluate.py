@@ -157,11 +157,8 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, out=None, *,
                 "box_thresh": trained.get("box_thresh", 0.6) if box_thresh is None else box_thresh,
                 "unclip_ratio": trained.get("unclip_ratio", 1.5) if unclip_ratio is None
                 else unclip_ratio}
-    for name, value in settings.items():
-        if not (isinstance(value, (int, float)) and 0 <= value <= (1 if name != "unclip_ratio"
-                                                                     else 100)):
-            raise ValueError(f"{name} out of range: {value!r}")
-    metrics = evaluate(model, dataset, DBPostProcessor(**settings), device, batch_size, amp=amp,
+    postprocessor = DBPostProcessor(**settings)  # checks them (the one place for every command)
+    metrics = evaluate(model, dataset, postprocessor, device, batch_size, amp=amp,
                        progress=progress)
     result = {"data": str(spec), "split": "val" if spec.scheme == "synthetic" else "test",
               "checkpoint": str(checkpoint), "postprocess": settings, **metrics}

@@ -183,11 +183,7 @@ class TrainConfig:
             raise ValueError(f"amp must be True, False or 'auto', got {self.amp!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        for name in ("thresh", "box_thresh"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not self.unclip_ratio > 0:
-            raise ValueError(f"unclip_ratio must be > 0, got {self.unclip_ratio}")
+        self.postprocessor()  # checks thresh, box_thresh, unclip_ratio (as every command does)
 
     def to_dict(self) -> dict:
         return asdict(self)
