@@ -31,8 +31,9 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cpu(
     const LossConfig& options);
 
 // Label maps of a batch: points (N, 2) float32, polygon_offsets (P + 1) and
-// image_offsets (B + 1) int64, ignore (P) bool. Returns (4, B, H, W) float32:
-// shrink_map, shrink_mask, thresh_map, thresh_mask.
+// image_offsets (B + 1) int64, ignore (P) bool; the offsets and flags are CPU
+// tensors whatever the device of the points (they are checked on the host).
+// Returns (4, B, H, W) float32: shrink_map, shrink_mask, thresh_map, thresh_mask.
 at::Tensor targets_cpu(const at::Tensor& points, const at::Tensor& polygon_offsets,
                        const at::Tensor& image_offsets, const at::Tensor& ignore, int64_t height,
                        int64_t width, const TargetParams& params);
@@ -68,7 +69,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_emulated(const at::Tensor& 
 at::Tensor label_components_emulated(const at::Tensor& mask, int64_t seed);
 at::Tensor quad_row_scores(const at::Tensor& prob, const at::Tensor& quads);
 
-#ifdef DBF_WITH_CUDA
+// The CUDA launchers (csrc/cuda): built by nvcc into _C when DBF_WITH_CUDA, and
+// by the host compiler into the test-only _C_emulated, where CPU tensors play
+// the device's.
 at::Tensor binarize_forward_cuda(const at::Tensor& prob, const at::Tensor& thresh, double k);
 std::tuple<at::Tensor, at::Tensor> binarize_backward_cuda(const at::Tensor& grad,
                                                           const at::Tensor& out, double k);
@@ -87,7 +90,6 @@ std::tuple<at::Tensor, at::Tensor> loss_backward_cuda(
 // The quad pipeline on the device for CUDA maps; boxes_cpu's contract, results on the host.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_cuda(const at::Tensor& prob, const at::Tensor& dest_sizes,
                                                           const PostParams& params);
-#endif
 
 // Checks shared by both backends: the C++ side still guards what it indexes.
 void check_same_floating(const char* op, const at::Tensor& a, const char* a_name,
@@ -113,7 +115,7 @@ void check_coordinates(const char* op, const char* name, const at::Tensor& value
 // tensors, the boxes' coordinates in range (their corners are cast to int32).
 void check_quad_inputs(const char* op, const at::Tensor& prob, const at::Tensor& quads);
 
-// The packed polygons of db_targets: dtypes, shapes, offsets in range and in order.
+// The packed polygons of db_targets: dtypes, shapes, offsets (CPU) in range and in order.
 void check_targets_inputs(const at::Tensor& points, const at::Tensor& polygon_offsets,
                           const at::Tensor& image_offsets, const at::Tensor& ignore,
                           int64_t height, int64_t width);

@@ -107,7 +107,7 @@ namespace {
 void check_offsets(const at::Tensor& offsets, const char* name, int64_t total) {
   TORCH_CHECK(offsets.scalar_type() == at::kLong && offsets.dim() == 1 && offsets.numel() >= 1,
               "db_targets: ", name, " must be a 1-D int64 tensor with at least one element");
-  const at::Tensor o = offsets.cpu().contiguous();
+  const at::Tensor o = offsets.contiguous();
   const int64_t* v = o.const_data_ptr<int64_t>();
   TORCH_CHECK(v[0] == 0 && v[o.numel() - 1] == total, "db_targets: ", name,
               " must start at 0 and end at ", total);
@@ -124,14 +124,16 @@ void check_targets_inputs(const at::Tensor& points, const at::Tensor& polygon_of
               "db_targets: points must be a float32 (N, 2) tensor");
   TORCH_CHECK(height >= 1 && width >= 1 && height <= (1 << 20) && width <= (1 << 20),
               "db_targets: size must be positive (and at most 2^20), got ", height, " x ", width);
+  // Checked where they are read, before any upload (the CUDA path copies them to the device).
+  for (const at::Tensor* t : {&polygon_offsets, &image_offsets, &ignore}) {
+    TORCH_CHECK(t->is_cpu(), "db_targets: polygon_offsets, image_offsets and ignore must be CPU tensors, got ",
+                t->device());
+  }
   check_offsets(polygon_offsets, "polygon_offsets", points.size(0));
   check_offsets(image_offsets, "image_offsets", polygon_offsets.numel() - 1);
   TORCH_CHECK(ignore.scalar_type() == at::kBool && ignore.dim() == 1 &&
                   ignore.numel() == polygon_offsets.numel() - 1,
               "db_targets: ignore must be a bool tensor with one flag per polygon");
-  for (const at::Tensor* t : {&polygon_offsets, &image_offsets, &ignore}) {
-    TORCH_CHECK(t->device() == points.device(), "db_targets: all inputs must be on one device");
-  }
 }
 
 }  // namespace dbf

@@ -4,14 +4,19 @@
 ``benchmarks/conftest.py`` register it) that fails a run which reads a file
 beside the repository, such as ``../shared/data``: a user's clone has nothing
 beside it, so a test that passes only with such a folder would fail for them.
+
+:func:`emulated_cuda` runs the CUDA kernels on the host (the test-only module
+``dbnet_fast._C_emulated``), so that every CUDA test also runs without a GPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import sysconfig
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 _EVENTS = ("open", "os.listdir", "os.scandir", "glob.glob")
@@ -88,3 +93,89 @@ class OutsideReadGuard:
                 for line in dict.fromkeys(self.violations):
                     reporter.write_line(line)
             session.exitstatus = 1
+
+
+# --- the CUDA kernels on the host (DESIGN.md section 6) ----------------------------
+
+BUILD_EMULATED = ("build it with `DBNET_FAST_EMULATED_CUDA=1 pip install --no-build-isolation -e .` "
+                  "(`make build` does)")
+
+
+@dataclass(frozen=True)
+class EmulatedDevice:
+    """The fake device the emulated launchers see (cudaDeviceGetAttribute): its
+    multiprocessor count sizes their grids, ``shared_optin`` is the most shared
+    memory a block may opt in to (the default limit is 48 KB). H100 by default."""
+
+    name: str = "H100"
+    multiprocessors: int = 132
+    shared_optin: int = 227 * 1024
+
+
+def emulated_module():
+    """``dbnet_fast._C_emulated``, checked to be built from this checkout's sources;
+    ImportError (saying how to build it) otherwise."""
+    from dbnet_fast.ops._native import recorded_build
+
+    try:
+        from dbnet_fast import _C_emulated
+    except ImportError as error:
+        raise ImportError(f"dbnet_fast._C_emulated (the host-emulated CUDA kernels, tests only) is not "
+                          f"built: {BUILD_EMULATED}") from error
+    built = recorded_build() or {}
+    if _C_emulated.build_info()["sources"] != built.get("emulated_sources"):
+        raise ImportError("dbnet_fast._C_emulated is stale (built from other sources than dbnet_fast._C): "
+                          f"re{BUILD_EMULATED[1:]}")
+    return _C_emulated
+
+
+def emulation_unavailable() -> str | None:
+    """Why the emulated CUDA tests cannot run (None when they can)."""
+    try:
+        emulated_module()
+    except ImportError as error:
+        return str(error)
+    return None
+
+
+_EMULATION_STACK: list = []  # the settings of the active emulated_cuda() contexts
+
+
+@contextlib.contextmanager
+def emulated_cuda(schedule: str | int = "raster", device: EmulatedDevice = EmulatedDevice()):
+    """Runs the ops' CUDA launchers and kernels on the host: within the block,
+    every public op given CPU tensors runs its CUDA path (compiled by the host
+    compiler against an execution model of the GPU) instead of its CPU kernel.
+
+    ``schedule`` is the order in which the threads of a block run between
+    barriers and the blocks of a grid run: ``"raster"``, ``"reversed"`` or an
+    int seed of a random order. Results that change with the schedule reveal a
+    race. Errors the model detects (a barrier not all threads reach, a warp
+    collective missing lanes, shared memory or launch limits exceeded, a
+    launch without its check) raise RuntimeError naming the kernel and line.
+
+    Yields a function that returns what the launches did since the last call:
+    ``{"launches": [kernel names], "copies": n, "syncs": n}``.
+    """
+    module = emulated_module()
+    if isinstance(schedule, bool) or not isinstance(schedule, (str, int)):
+        raise TypeError(f"emulated_cuda: schedule must be 'raster', 'reversed' or an int seed, got {schedule!r}")
+    if isinstance(schedule, str) and schedule not in ("raster", "reversed"):
+        raise ValueError(f"emulated_cuda: schedule must be 'raster', 'reversed' or an int seed, got {schedule!r}")
+    order, seed = (schedule, 0) if isinstance(schedule, str) else ("random", schedule % 2**64)
+    settings = (order, seed, device.name, device.multiprocessors, device.shared_optin)
+
+    from dbnet_fast.ops import _native
+
+    previous = _native._C.emulated
+    module.configure(*settings)
+    module.take_record()
+    _EMULATION_STACK.append(settings)
+    _native._C.emulated = module
+    try:
+        yield module.take_record
+    finally:
+        _native._C.emulated = previous
+        _EMULATION_STACK.pop()
+        if _EMULATION_STACK:
+            module.configure(*_EMULATION_STACK[-1])

@@ -54,11 +54,14 @@ def test_ctrl_c_keeps_finished_images_and_exits_130(checkpoint, tmp_path):
     count = 120
     _write_images(tmp_path / "in", count, 320, 320)
     out = tmp_path / "out"
-    # its own process group, signalled as a terminal's Ctrl-C is: the workers get it too
+    # its own process group, signalled as a terminal's Ctrl-C is: the workers get it too.
+    # SIGINT back to its default first: a shell starts background jobs with it ignored
+    # (a CI run launched with `&`), and a process that ignores Ctrl-C rightly goes on.
     proc = subprocess.Popen(_detect_command(checkpoint, out, tmp_path / "in", "--batch-size", 2,
                                             "--workers", 1),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not any(out.glob("img*.json")):

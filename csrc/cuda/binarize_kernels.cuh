@@ -13,7 +13,8 @@ namespace dbf::binarize_kernels {
 
 template <class T> constexpr int vec_width() { return 16 / static_cast<int>(sizeof(T)); }
 
-template <class T, int N> struct alignas(16) Pack { T v[N]; };
+// N elements loaded as one: aligned to their size, so a pack of one is an element.
+template <class T, int N> struct alignas(sizeof(T) * N) Pack { T v[N]; };
 
 // Elements [0, n_vec * N) go through packs of N when `vectorised`, the rest one by one.
 template <class T, bool vectorised>

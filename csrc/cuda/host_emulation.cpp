@@ -208,7 +208,7 @@ void set_builtins(int t) {
 }
 
 std::vector<int> permutation(Emulator& e, int n) {
-  std::vector<int> order(size_t(n));
+  std::vector<int> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   if (e.schedule.order == Order::kReversed) std::reverse(order.begin(), order.end());
   if (e.schedule.order == Order::kRandom) std::shuffle(order.begin(), order.end(), e.rng);
@@ -220,6 +220,20 @@ std::vector<int> permutation(Emulator& e, int n) {
 void yield_to_scheduler(Emulator& e, Fiber& fiber, bool abandon = false) {
   switch_context(&fiber.context, abandon ? nullptr : &fiber.fake_stack, &e.main_context, e.main_bottom,
                  e.main_size, &e.main_bottom, &e.main_size);
+}
+
+// Ends the running thread with an error that the scheduler throws. The
+// thread's frames are abandoned, never unwound: `describe` builds the message
+// so that no string of its own stays alive on them.
+template <class Describe>
+[[noreturn]] void fail(Describe&& describe) {
+  Emulator& e = emu();
+  std::string text = describe();
+  if (!e.in_launch || e.current < 0) throw Error("emulated CUDA: " + text + " (outside a kernel)");
+  e.error = std::move(text);
+  std::string().swap(text);  // (a move may have left it e.error's old buffer)
+  yield_to_scheduler(e, *e.fibers[size_t(e.threads[size_t(e.current)].fiber)], true);
+  std::abort();  // never resumed
 }
 
 // The next unstarted thread, if it comes before every runnable one.
@@ -236,11 +250,13 @@ void fiber_main() {
 #endif
   for (;;) {
     const int t = fiber.thread;
+    std::string thrown;
     try {
       e.body(e.closure);
     } catch (const std::exception& error) {
-      device_error(std::string("the kernel threw: ") + error.what());
+      thrown = error.what();
     }
+    if (!thrown.empty()) fail([&] { return "the kernel threw: " + std::exchange(thrown, std::string()); });
     e.threads[size_t(t)].state = State::kExited;
     const int next = take_unstarted(e);
     if (next >= 0) {  // run the next thread on this stack, without a switch
@@ -359,7 +375,7 @@ bool release_barrier(Emulator& e) {
   for (int t : waiting) {
     const Thread& other = e.threads[size_t(t)];
     if (other.line != first.line || std::strcmp(other.file, first.file) != 0) {
-      std::vector<int> all(size_t(n));
+      std::vector<int> all(static_cast<size_t>(n));
       std::iota(all.begin(), all.end(), 0);
       throw Error(kernel_text(e) + ": threads wait at different barriers: " + census(e, all, "threads") +
                   " (a barrier in divergent code)");
@@ -389,11 +405,11 @@ void run_block(Emulator& e) {
   e.shared.clear();
   e.static_bytes = 0;
   e.shared_end = (e.dynamic_bytes + 15) / 16 * 16 + kRedzone;
-  std::memset(e.arena.data(), kSharedPoison, e.dynamic_bytes);
 #ifdef DBF_EMU_ASAN
   ASAN_POISON_MEMORY_REGION(e.arena.data(), e.arena.size());
   ASAN_UNPOISON_MEMORY_REGION(e.arena.data(), e.dynamic_bytes);
 #endif
+  std::memset(e.arena.data(), kSharedPoison, e.dynamic_bytes);
   for (;;) {
     int t = -1;
     if (!e.runnable.empty()) {
@@ -471,8 +487,13 @@ void set_device(const DeviceConfig& device) {
       device.max_threads < 1 || device.max_threads > 1024) {
     throw Error("emulated CUDA: an impossible device configuration");
   }
-  emu().device = device;
-  emu().kernels.clear();  // attributes set for the previous device do not carry over
+  Emulator& e = emu();
+  const DeviceConfig& d = e.device;
+  if (device.name != d.name || device.multiprocessors != d.multiprocessors || device.shared_default != d.shared_default ||
+      device.shared_optin != d.shared_optin || device.max_threads != d.max_threads) {
+    e.kernels.clear();  // attributes set for another device do not carry over
+  }
+  e.device = device;
 }
 
 const DeviceConfig& device() { return emu().device; }
@@ -567,15 +588,6 @@ void launch(const LaunchSite& s, dim3 grid, dim3 block, size_t shared_bytes, voi
 
 // --- inside a kernel ------------------------------------------------------------
 
-void device_error(const std::string& what) {
-  Emulator& e = emu();
-  if (!e.in_launch || e.current < 0) throw Error("emulated CUDA: " + what + " (outside a kernel)");
-  e.error = what;
-  Fiber& fiber = *e.fibers[size_t(e.threads[size_t(e.current)].fiber)];
-  yield_to_scheduler(e, fiber, true);  // the scheduler throws; this thread never resumes
-  std::abort();
-}
-
 void sync_threads(const char* file, int line) {
   Emulator& e = emu();
   if (!e.in_launch || e.current < 0) throw Error("emulated CUDA: __syncthreads() outside a kernel");
@@ -591,22 +603,25 @@ uint64_t collective(Collective kind, unsigned mask, uint64_t value, int operand,
   Emulator& e = emu();
   if (!e.in_launch || e.current < 0) throw Error(std::string("emulated CUDA: ") + collective_name(kind) + " outside a kernel");
   const int t = e.current, warp = t / kWarpSize, lane = t % kWarpSize;
-  const std::string where = std::string(collective_name(kind)) + " at " + site(file, line) + " (thread " +
-                            std::to_string(t) + ")";
+  const auto where = [&] {
+    return std::string(collective_name(kind)) + " at " + site(file, line) + " (thread " + std::to_string(t) + ")";
+  };
   const int lanes = std::min(kWarpSize, e.threads_per_block - warp * kWarpSize);
   const unsigned present = lanes == kWarpSize ? ~0u : (1u << lanes) - 1u;
-  if (!(mask >> lane & 1u)) device_error(where + ": the mask leaves out the calling lane");
-  if (mask & ~present) device_error(where + ": the mask names lanes beyond the block's threads");
+  if (!(mask >> lane & 1u)) fail([&] { return where() + ": the mask leaves out the calling lane"; });
+  if (mask & ~present) fail([&] { return where() + ": the mask names lanes beyond the block's threads"; });
   if (width < 1 || width > kWarpSize || (width & (width - 1))) {
-    device_error(where + ": width " + std::to_string(width) + " is not a power of 2 up to 32");
+    fail([&] { return where() + ": width " + std::to_string(width) + " is not a power of 2 up to 32"; });
   }
   std::list<Group>& groups = e.warps[size_t(warp)];
   Group* group = nullptr;
   for (Group& g : groups) {
     if (g.complete || !(g.mask & mask)) continue;
     if (g.mask != mask || g.kind != kind || g.line != line || std::strcmp(g.file, file) != 0) {
-      device_error(where + " meets " + collective_name(g.kind) + " at " + site(g.file, g.line) +
-                   " of lanes of the same warp (masks must match and every lane named must reach the same call)");
+      fail([&] {
+        return where() + " meets " + collective_name(g.kind) + " at " + site(g.file, g.line) +
+               " of lanes of the same warp (masks must match and every lane named must reach the same call)";
+      });
     }
     group = &g;
   }
@@ -655,11 +670,8 @@ uint64_t collective(Collective kind, unsigned mask, uint64_t value, int operand,
       break;
     }
   }
-  if (source >= 0) {
-    if (source >= kWarpSize || !(mask >> source & 1u)) {
-      device_error(where + ": reads lane " + std::to_string(source) + ", which the mask leaves out");
-    }
-    result = group->values[source];
+  if (source >= 0) {  // a lane the mask leaves out gives an undefined value: garbage, so that its use shows
+    result = source < kWarpSize && (mask >> source & 1u) ? group->values[source] : 0xFEFEFEFEFEFEFEFEull;
   }
   if (--group->readers == 0) {
     groups.remove_if([group](const Group& g) { return &g == group; });
@@ -676,23 +688,29 @@ void* static_shared(const SharedSite* s, size_t size, size_t align) {
   const auto align_up = [](size_t v, size_t a) { return (v + a - 1) / a * a; };
   const size_t offset = align_up(e.shared_end, std::max<size_t>(align, 16));
   e.static_bytes = align_up(e.static_bytes, align) + size;  // packed as the device packs them
-  const std::string variable = "__shared__ " + std::string(s->name) + " (" + site(s->file, s->line) + ")";
+  const auto variable = [&] { return "__shared__ " + std::string(s->name) + " (" + site(s->file, s->line) + ")"; };
   if (e.static_bytes > size_t(kStaticSharedMax)) {
-    device_error(variable + ": " + std::to_string(e.static_bytes) + " bytes of static shared memory, above 48 KB");
+    fail([&] {
+      return variable() + ": " + std::to_string(e.static_bytes) + " bytes of static shared memory, above 48 KB";
+    });
   }
   if (e.static_bytes + e.dynamic_bytes > e.shared_limit) {
-    device_error(variable + ": " + std::to_string(e.static_bytes) + " bytes of static and " +
-                 std::to_string(e.dynamic_bytes) + " of dynamic shared memory exceed the block's " +
-                 std::to_string(e.shared_limit) +
-                 (e.kernel->max_dynamic >= 0 ? " (the device's opt-in maximum)"
-                                             : " (the default limit; opt in with cudaFuncSetAttribute("
-                                               "cudaFuncAttributeMaxDynamicSharedMemorySize))"));
+    fail([&] {
+      return variable() + ": " + std::to_string(e.static_bytes) + " bytes of static and " +
+             std::to_string(e.dynamic_bytes) + " of dynamic shared memory exceed the block's " +
+             std::to_string(e.shared_limit) +
+             (e.kernel->max_dynamic >= 0 ? " (the device's opt-in maximum)"
+                                         : " (the default limit; opt in with cudaFuncSetAttribute("
+                                           "cudaFuncAttributeMaxDynamicSharedMemorySize))");
+    });
   }
-  if (offset + size + kRedzone > e.arena.size()) device_error(variable + ": the emulator's shared arena is full");
-  std::memset(e.arena.data() + offset, kSharedPoison, size);
+  if (offset + size + kRedzone > e.arena.size()) {
+    fail([&] { return variable() + ": the emulator's shared arena is full"; });
+  }
 #ifdef DBF_EMU_ASAN
   ASAN_UNPOISON_MEMORY_REGION(e.arena.data() + offset, size);
 #endif
+  std::memset(e.arena.data() + offset, kSharedPoison, size);
   e.shared.push_back({s, offset});
   e.shared_end = offset + size + kRedzone;
   return e.arena.data() + offset;
@@ -706,7 +724,7 @@ void* dynamic_shared() {
 
 void check_atomic(const void* address, size_t size, const char* what) {
   if (reinterpret_cast<uintptr_t>(address) % size != 0) {
-    device_error(std::string(what) + " on a misaligned address");
+    fail([&] { return std::string(what) + " on a misaligned address"; });
   }
 }
 
@@ -731,12 +749,13 @@ cudaFuncAttributes attributes(const void* kernel) {
   Emulator& e = emu();
   std::lock_guard<std::recursive_mutex> lock(e.mutex);
   const Kernel& k = e.kernels[kernel];
-  // The static size is learned from a kernel's launches; before its first,
-  // the most a kernel can have (CUDA's 48 KB): a launcher that sizes by it
-  // errs on the safe side.
-  const int static_bytes = k.static_bytes >= 0 ? k.static_bytes : kStaticSharedMax;
-  const int dynamic = k.max_dynamic >= 0 ? k.max_dynamic : std::max(0, e.device.shared_default - static_bytes);
-  return {size_t(static_bytes), dynamic, e.device.max_threads};
+  // The static size is learned from a kernel's launches. Before its first it
+  // reads 0 and so does the dynamic limit (unless set): a launcher that
+  // checks the total against the device passes, and one that compares its
+  // dynamic size with the limit opts in (harmless) rather than fail.
+  if (k.static_bytes < 0) return {0, std::max(k.max_dynamic, 0), e.device.max_threads};
+  const int dynamic = k.max_dynamic >= 0 ? k.max_dynamic : std::max(0, e.device.shared_default - k.static_bytes);
+  return {size_t(k.static_bytes), dynamic, e.device.max_threads};
 }
 
 std::string last_error_message() { return emu().last_error; }

@@ -187,11 +187,11 @@ void* dynamic_shared();
 enum class Collective { kSyncwarp, kShfl, kShflXor, kShflUp, kShflDown, kBallot, kAny, kAll };
 void sync_threads(const char* file, int line);
 // Waits until every lane of `mask` has called the same collective, then
-// returns the 8 raw bytes of lane `source`'s value (or, for the votes, the
-// ballot of the lanes' values != 0); source < 0: the lane's own value.
+// returns the 8 raw bytes of the source lane's value (garbage for a lane the
+// mask leaves out, whose value is undefined) or, for the votes, the ballot of
+// the lanes' values != 0.
 uint64_t collective(Collective kind, unsigned mask, uint64_t value, int operand, int width, const char* file,
                     int line);
-[[noreturn]] void device_error(const std::string& what);
 void check_atomic(const void* address, size_t size, const char* what);
 
 template <class T>
@@ -285,16 +285,16 @@ inline int __all_sync(unsigned mask, int predicate, const char* file = __builtin
     return old;                                           \
   }
 #define DBF_EMU_ATOMIC_ARITH(T)                                     \
-  DBF_EMU_ATOMIC(atomicAdd, T, T(old + val))                        \
-  DBF_EMU_ATOMIC(atomicSub, T, T(old - val))                        \
+  DBF_EMU_ATOMIC(atomicAdd, T, static_cast<T>(old + val))                        \
+  DBF_EMU_ATOMIC(atomicSub, T, static_cast<T>(old - val))                        \
   DBF_EMU_ATOMIC(atomicExch, T, val)
 #define DBF_EMU_ATOMIC_ORDER(T)                                     \
   DBF_EMU_ATOMIC(atomicMin, T, val < old ? val : old)               \
   DBF_EMU_ATOMIC(atomicMax, T, val > old ? val : old)
 #define DBF_EMU_ATOMIC_BITS(T)                                      \
-  DBF_EMU_ATOMIC(atomicAnd, T, T(old & val))                        \
-  DBF_EMU_ATOMIC(atomicOr, T, T(old | val))                         \
-  DBF_EMU_ATOMIC(atomicXor, T, T(old ^ val))
+  DBF_EMU_ATOMIC(atomicAnd, T, static_cast<T>(old & val))                        \
+  DBF_EMU_ATOMIC(atomicOr, T, static_cast<T>(old | val))                         \
+  DBF_EMU_ATOMIC(atomicXor, T, static_cast<T>(old ^ val))
 DBF_EMU_ATOMIC_ARITH(int)
 DBF_EMU_ATOMIC_ARITH(unsigned int)
 DBF_EMU_ATOMIC_ARITH(unsigned long long)

@@ -1,191 +1,21 @@
-// CUDA kernels of label generation for a batch, with the geometry of
-// csrc/core/targets.h: polygons packed as CSR are planned one thread each
-// (clipping, pyclipper's offset outlines, Clipper's cleanup into edges, in
-// three passes that size the buffers in between), then every polygon is drawn
-// by a row of blocks: per image row its fill spans (cv2.fillPoly's sorted
-// crossings) and its threshold canvas, then its edges' lines. Writes of 0/1
-// are idempotent; the canvas takes the maximum with atomicMax on the float
-// bits (non-negative floats order as integers).
-#include <ATen/core/Tensor.h>
+// Launchers of label generation's kernels (targets_kernels.cuh): the offsets
+// are checked on the host, then uploaded; two host syncs size the outline and
+// edge buffers.
 #include <ATen/ops/cumsum.h>
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 
-#include "../core/targets.h"
 #include "../entry_points.h"
+#include "runtime.h"
+#include "targets_kernels.cuh"
 
 namespace dbf {
 namespace {
 
+using namespace targets_kernels;
+
 constexpr int kThreads = 256;
-constexpr int kRowBlocks = 16;       // blocks sharing one polygon's rows
-constexpr int kRowCrossings = 256;   // crossings of one row kept in shared memory
-
-// Pass 1: clip, role, D, Clipper's source polygon, room for the outlines.
-__global__ void plan_kernel(const float* points, const int64_t* offsets, const bool* ignore,
-                            int64_t polygons, int height, int width, TargetParams params,
-                            double* clipped, IPoint* source, PolygonPrep* preps,
-                            PolygonPlan* plans, int64_t* room) {
-  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < polygons;
-       p += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t at = offsets[p], n = offsets[p + 1] - at;
-    preps[p] = prepare_polygon(points + 2 * at, n, height, width, ignore[p], params, clipped + 2 * at);
-    room[p] = plan_polygon(preps[p], clipped + 2 * at, n, source + at, plans[p]);
-  }
-}
-
-// Pass 2: the outlines, and the count of edges each polygon draws.
-__global__ void outline_kernel(const int64_t* offsets, int64_t polygons, const PolygonPrep* preps,
-                               const IPoint* source, const int64_t* room_end, PolygonPlan* plans,
-                               IPoint* outline, Split* splits, int64_t* edges) {
-  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < polygons;
-       p += int64_t(gridDim.x) * blockDim.x) {
-    PolygonPlan plan = plans[p];
-    plan.outline_at = room_end[p] - plan.shrink_capacity - plan.dilate_capacity;
-    const int64_t at = offsets[p];
-    edges[p] = plan_edges(plan, preps[p], offsets[p + 1] - at, source + at, outline, splits);
-    plans[p] = plan;
-  }
-}
-
-// Pass 3: the edges, their fill edges and boxes.
-__global__ void edge_kernel(const int64_t* offsets, int64_t polygons, const double* clipped,
-                            const IPoint* outline, Split* splits, const int64_t* edges_end,
-                            PolygonPlan* plans, Segment* edges, FillEdge* fills, int height,
-                            int width) {
-  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < polygons;
-       p += int64_t(gridDim.x) * blockDim.x) {
-    PolygonPlan plan = plans[p];
-    const int64_t count = plan.shrink_edges + plan.dilate_edges;
-    plan.segment_at = edges_end[p] - count;
-    const int64_t at = offsets[p];
-    plan_write_edges(plan, clipped + 2 * at, offsets[p + 1] - at, outline, splits, edges, height, width);
-    for (int64_t k = plan.segment_at; k < plan.segment_at + count; ++k) {
-      if (!make_fill_edge(edges[k], height, width, fills[k])) fills[k] = {0, 0, 0, 0};  // never active
-    }
-    plans[p] = plan;
-  }
-}
-
-__global__ void init_kernel(float* maps, int64_t plane_batch) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < 4 * plane_batch;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    maps[i] = (i >= plane_batch && i < 2 * plane_batch) ? 1.f : 0.f;  // shrink_mask starts at 1
-  }
-}
-
-// Fills row y of one edge set's spans with `value`: the row's crossings
-// gathered and sorted in shared memory, or, when there are too many, each
-// pixel of the row decided on its own.
-__device__ void fill_row(const FillEdge* fills, int64_t count, int y, int width, float value,
-                         float* row, int64_t* xs, int* crossings) {
-  if (threadIdx.x == 0) *crossings = 0;
-  __syncthreads();
-  for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
-    if (fills[e].y0 <= y && y < fills[e].y1) {
-      const int k = atomicAdd(crossings, 1);
-      if (k < kRowCrossings) xs[k] = fill_x(fills[e], y);
-    }
-  }
-  __syncthreads();
-  const int total = *crossings;
-  if (total <= kRowCrossings) {
-    if (threadIdx.x == 0) {  // few crossings: insertion sort
-      for (int i = 1; i < total; ++i) {
-        const int64_t v = xs[i];
-        int k = i;
-        for (; k > 0 && xs[k - 1] > v; --k) xs[k] = xs[k - 1];
-        xs[k] = v;
-      }
-    }
-    __syncthreads();
-    for (int k = 0; k + 1 < total; k += 2) {
-      const int64_t low = (xs[k] + 65535) >> 16, high = xs[k + 1] >> 16;
-      const int64_t x1 = low > 0 ? low : 0, x2 = high < width - 1 ? high : width - 1;
-      for (int64_t x = x1 + threadIdx.x; x <= x2; x += blockDim.x) row[x] = value;
-    }
-  } else {
-    for (int x = threadIdx.x; x < width; x += blockDim.x) {
-      const int64_t at = int64_t(x) * 65536;
-      int64_t below = 0, equal = 0, active = 0;
-      for (int64_t e = 0; e < count; ++e) {
-        if (fills[e].y0 > y || y >= fills[e].y1) continue;
-        const int64_t v = fill_x(fills[e], y);
-        ++active;
-        below += v < at;
-        equal += v == at;
-      }
-      if (even_odd_covers(below, equal, active)) row[x] = value;
-    }
-  }
-  __syncthreads();
-}
-
-// Draws polygon blockIdx.x, its rows split over blockIdx.y.
-__global__ void draw_kernel(const double* clipped, const int64_t* offsets, const PolygonPrep* preps,
-                            const PolygonPlan* plans, const Segment* edges, const FillEdge* fills,
-                            const int64_t* image_offsets, int64_t batch, int height, int width,
-                            bool exact, float* maps) {
-  __shared__ int64_t xs[kRowCrossings];
-  __shared__ int crossings;
-  const int64_t p = blockIdx.x;
-  const PolygonPlan plan = plans[p];
-  if (plan.role == kPolygonSkipped) return;
-  int64_t image = 0;  // the image whose polygon range holds p
-  while (image + 1 < batch && image_offsets[image + 1] <= p) ++image;
-  const int64_t plane = int64_t(height) * width, stride = batch * plane;
-  float* shrink_map = maps + image * plane;
-  const bool used = plan.role == kPolygonUsed;
-  // used: its shrink into shrink_map and its dilation into thresh_mask;
-  // ignored: its own edges, 0 into shrink_mask
-  float* first = used ? shrink_map : shrink_map + stride;
-  float* second = shrink_map + 3 * stride;
-  float* canvas = shrink_map + 2 * stride;
-  const float value = used ? 1.f : 0.f;
-  const FillEdge* first_fills = fills + plan.segment_at;
-  const FillEdge* second_fills = first_fills + plan.shrink_edges;
-  int y0 = plan.shrink_box.y0, y1 = plan.shrink_box.y1;
-  if (used) {
-    y0 = min(y0, plan.dilate_box.y0);
-    y1 = max(y1, plan.dilate_box.y1);
-  }
-  const double* xy = clipped + 2 * offsets[p];
-  const int64_t n = offsets[p + 1] - offsets[p];
-  const double d = preps[p].d;
-  for (int y = y0 + int(blockIdx.y); y <= y1; y += gridDim.y) {
-    fill_row(first_fills, plan.shrink_edges, y, width, value, first + int64_t(y) * width, xs, &crossings);
-    if (!used) continue;
-    fill_row(second_fills, plan.dilate_edges, y, width, 1.f, second + int64_t(y) * width, xs, &crossings);
-    const Box& box = plan.dilate_box;
-    if (y < box.y0 || y > box.y1) continue;
-    for (int x = box.x0 + int(threadIdx.x); x <= box.x1; x += blockDim.x) {
-      const float v = pixel_canvas(x, y, xy, n, d, exact);
-      if (v > 0.f) atomicMax(reinterpret_cast<int*>(canvas + int64_t(y) * width + x), __float_as_int(v));
-    }
-  }
-  // the edges' 8-connected lines
-  const int64_t count = plan.shrink_edges + plan.dilate_edges;
-  for (int64_t e = blockIdx.y; e < count; e += gridDim.y) {
-    const LineRun run = make_line(edges[plan.segment_at + e], height, width);
-    float* target = e < plan.shrink_edges ? first : second;
-    for (int64_t k = threadIdx.x; k < run.count; k += blockDim.x) {
-      int x, y;
-      line_pixel(run, k, x, y);
-      target[int64_t(y) * width + x] = value;
-    }
-  }
-}
-
-__global__ void finish_kernel(float* canvas, int64_t count, float low, float span) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    canvas[i] = thresh_value(canvas[i], low, span);
-  }
-}
 
 int blocks_for(int64_t items) {
   return int(std::max<int64_t>(1, std::min<int64_t>((items + kThreads - 1) / kThreads, 65535)));
@@ -212,11 +42,12 @@ int64_t last_value(const at::Tensor& values, cudaStream_t stream) {
 at::Tensor targets_cuda(const at::Tensor& points, const at::Tensor& polygon_offsets,
                         const at::Tensor& image_offsets, const at::Tensor& ignore, int64_t height,
                         int64_t width, const TargetParams& params) {
-  TORCH_CHECK(points.is_cuda(), "db_targets: expected CUDA tensors");
-  check_targets_inputs(points, polygon_offsets, image_offsets, ignore, height, width);
+  TORCH_CHECK(on_device(points), "db_targets: expected CUDA tensors");
+  check_targets_inputs(points, polygon_offsets, image_offsets, ignore, height, width);  // on the host
   const c10::cuda::CUDAGuard guard(points.device());
-  const at::Tensor xy = points.contiguous(), offsets = polygon_offsets.contiguous();
-  const at::Tensor images = image_offsets.contiguous(), tags = ignore.contiguous();
+  const auto upload = [&](const at::Tensor& t) { return t.contiguous().to(points.device()); };
+  const at::Tensor xy = points.contiguous(), offsets = upload(polygon_offsets);
+  const at::Tensor images = upload(image_offsets), tags = upload(ignore);
   const int64_t polygons = offsets.numel() - 1, batch = images.numel() - 1;
   const int64_t plane_batch = batch * height * width;
   const auto options = xy.options();
@@ -224,7 +55,7 @@ at::Tensor targets_cuda(const at::Tensor& points, const at::Tensor& polygon_offs
   at::Tensor maps = at::empty({4, batch, height, width}, options);
   float* out = maps.mutable_data_ptr<float>();
   if (plane_batch == 0) return maps;
-  init_kernel<<<blocks_for(4 * plane_batch), kThreads, 0, stream>>>(out, plane_batch);
+  DBF_LAUNCH(blocks_for(4 * plane_batch), kThreads, 0, stream, init_kernel)(out, plane_batch);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   TORCH_CHECK(polygons < (int64_t(1) << 31), "db_targets: at most 2^31 - 1 polygons per call");
   if (polygons > 0) {
@@ -236,7 +67,7 @@ at::Tensor targets_cuda(const at::Tensor& points, const at::Tensor& polygon_offs
     PolygonPrep* preps = bytes_for<PolygonPrep>(hold_preps, polygons, options);
     PolygonPlan* plans = bytes_for<PolygonPlan>(hold_plans, polygons, options);
     const at::Tensor room = at::empty({polygons}, options.dtype(at::kLong));
-    plan_kernel<<<blocks_for(polygons), kThreads, 0, stream>>>(
+    DBF_LAUNCH(blocks_for(polygons), kThreads, 0, stream, plan_kernel)(
         xy.const_data_ptr<float>(), off, tags.const_data_ptr<bool>(), polygons, int(height),
         int(width), params, clipped, source, preps, plans, room.mutable_data_ptr<int64_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -246,7 +77,7 @@ at::Tensor targets_cuda(const at::Tensor& points, const at::Tensor& polygon_offs
     IPoint* outline = bytes_for<IPoint>(hold_outline, outline_total, options);
     Split* splits = bytes_for<Split>(hold_splits, 2 * outline_total, options);
     const at::Tensor edge_count = at::empty({polygons}, options.dtype(at::kLong));
-    outline_kernel<<<blocks_for(polygons), kThreads, 0, stream>>>(
+    DBF_LAUNCH(blocks_for(polygons), kThreads, 0, stream, outline_kernel)(
         off, polygons, preps, source, room_end.const_data_ptr<int64_t>(), plans, outline, splits,
         edge_count.mutable_data_ptr<int64_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -255,17 +86,17 @@ at::Tensor targets_cuda(const at::Tensor& points, const at::Tensor& polygon_offs
     const int64_t edge_total = last_value(edges_end, stream);
     Segment* edges = bytes_for<Segment>(hold_edges, edge_total, options);
     FillEdge* fills = bytes_for<FillEdge>(hold_fills, edge_total, options);
-    edge_kernel<<<blocks_for(polygons), kThreads, 0, stream>>>(
+    DBF_LAUNCH(blocks_for(polygons), kThreads, 0, stream, edge_kernel)(
         off, polygons, clipped, outline, splits, edges_end.const_data_ptr<int64_t>(), plans, edges,
         fills, int(height), int(width));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     const dim3 grid(unsigned(polygons), kRowBlocks);
-    draw_kernel<<<grid, kThreads, 0, stream>>>(clipped, off, preps, plans, edges, fills,
-                                               images.const_data_ptr<int64_t>(), batch,
-                                               int(height), int(width), params.exact, out);
+    DBF_LAUNCH(grid, kThreads, 0, stream, draw_kernel)(clipped, off, preps, plans, edges, fills,
+                                                       images.const_data_ptr<int64_t>(), batch, int(height),
+                                                       int(width), params.exact, out);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  finish_kernel<<<blocks_for(plane_batch), kThreads, 0, stream>>>(
+  DBF_LAUNCH(blocks_for(plane_batch), kThreads, 0, stream, finish_kernel)(
       out + 2 * plane_batch, plane_batch, float(params.thresh_min),
       float(params.thresh_max - params.thresh_min));
   C10_CUDA_KERNEL_LAUNCH_CHECK();

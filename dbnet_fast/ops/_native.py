@@ -1,6 +1,9 @@
 """Loads the native extension ``dbnet_fast._C`` and checks that it matches torch.
 
-This is the only module that imports ``_C``; the ops reach it through here.
+This is the only module that imports ``_C``; the ops reach it through here, as
+``_native._C``: a thin proxy that forwards to ``_C``, or, while
+:func:`dbnet_fast.testing.emulated_cuda` is active, to the test-only module of
+host-emulated CUDA kernels for the entry points it has.
 
 The check runs BEFORE ``_C`` is imported: an extension built for another torch
 or CUDA fails to load with an undefined symbol (or a missing libcudart), which
@@ -88,6 +91,7 @@ def recorded_build() -> dict | None:
         "cuda_version": config.CUDA_VERSION,
         "cuda_archs": config.CUDA_ARCHS,
         "with_cuda": config.WITH_CUDA,
+        "emulated_sources": getattr(config, "EMULATED_SOURCES", None),
     }
 
 
@@ -115,8 +119,23 @@ def load_extension(built: dict | None, torch_version: str, torch_cuda: str | Non
     return _C
 
 
-_C = load_extension(recorded_build(), torch.__version__, torch.version.cuda)
-BUILD_INFO: dict = dict(_C.build_info())
+class _Routed:
+    """The extension the ops call: attribute lookups go to ``real``, or to
+    ``emulated`` (set by dbnet_fast.testing.emulated_cuda) for the names it has."""
+
+    def __init__(self, real):
+        self.real = real
+        self.emulated = None
+
+    def __getattr__(self, name):
+        emulated = self.__dict__["emulated"]
+        if emulated is not None and hasattr(emulated, name):
+            return getattr(emulated, name)
+        return getattr(self.__dict__["real"], name)
+
+
+_C = _Routed(load_extension(recorded_build(), torch.__version__, torch.version.cuda))
+BUILD_INFO: dict = dict(_C.real.build_info())
 
 
 def build_info() -> dict:
