@@ -95,6 +95,7 @@ struct Fiber {
   void* memory = nullptr;  // guard page + stack
   int thread = -1;         // the thread it runs, -1 when idle
   bool fresh = true;       // needs makecontext before its next start
+  bool abandoned = false;  // its stack holds the frames of a thread that never ended
   void* fake_stack = nullptr;
 };
 
@@ -289,8 +290,9 @@ void prepare_fiber(Emulator& e, Fiber& fiber) {
   const size_t page = size_t(sysconf(_SC_PAGESIZE));
   void* stack = static_cast<char*>(fiber.memory) + page;
 #ifdef DBF_EMU_ASAN
-  ASAN_UNPOISON_MEMORY_REGION(stack, kStackBytes);  // frames of an abandoned thread may have left poison
+  if (fiber.abandoned) ASAN_UNPOISON_MEMORY_REGION(stack, kStackBytes);  // its frames' redzones
 #endif
+  fiber.abandoned = false;
   getcontext(&fiber.context);
   fiber.context.uc_stack.ss_sp = stack;
   fiber.context.uc_stack.ss_size = kStackBytes;
@@ -428,12 +430,13 @@ void run_block(Emulator& e) {
   e.static_max = std::max(e.static_max, e.static_bytes);
 }
 
-// After an error the fibers hold abandoned threads: they start afresh next time.
+// After an error the fibers that hold abandoned threads start afresh next time.
 void reset_fibers(Emulator& e) {
   e.idle.clear();
   for (size_t f = 0; f < e.fibers.size(); ++f) {
-    e.fibers[f]->fresh = true;
-    e.fibers[f]->thread = -1;
+    Fiber& fiber = *e.fibers[f];
+    if (fiber.thread >= 0) fiber.fresh = fiber.abandoned = true;
+    fiber.thread = -1;
     e.idle.push_back(int(f));
   }
 }

@@ -532,7 +532,7 @@ def choose_precision(config: TrainConfig, model, loss_fn, dataset, device,
     ``amp=True`` is float16 autocast on CUDA, bfloat16 on a CPU where it is fast
     (else float32, with a warning: :func:`resolve_amp`). ``amp="auto"`` on the CPU
     times ``steps`` training steps (after one warm-up) of a copy of the model on
-    one batch in each precision and keeps the faster; bfloat16 is not timed where
+    one batch in each precision, taken in turn, and keeps the faster (by median); bfloat16 is not timed where
     one convolution already shows it more than twice as slow (a step could take
     a minute there)."""
     names = {False: "float32", True: "float16" if device.type == "cuda" else "bfloat16"}
@@ -550,17 +550,21 @@ def choose_precision(config: TrainConfig, model, loss_fn, dataset, device,
                 "why": f"{precisions.describe_cpu()}; a bfloat16 convolution ran "
                        f"{speedup:.2f}x float32's speed, so bfloat16 steps were not timed"}
     batch = collate([dataset[i] for i in range(min(config.batch_size, len(dataset)))])
-    step_s = {}
+    trials = {}
     for amp in (False, True):
         trial = copy.deepcopy(model)
-        optimizer = make_optimizer(config, trial)
-        times = []
-        for _ in range(steps + 1):
+        trials[amp] = (trial, make_optimizer(config, trial))
+    times = {False: [], True: []}
+    # a warm-up step each, then the two in turn: a change of machine load in the
+    # middle of the measurement falls on both alike
+    for round_ in range(steps + 1):
+        for amp, (trial, optimizer) in trials.items():
             began = time.perf_counter()
             _train_step(trial, loss_fn, optimizer, None, batch, device, amp)
-            times.append(time.perf_counter() - began)
-        step_s[names[amp]] = sorted(times[1:])[len(times[1:]) // 2]
-        del trial, optimizer
+            if round_:
+                times[amp].append(time.perf_counter() - began)
+    del trials
+    step_s = {names[amp]: sorted(t)[len(t) // 2] for amp, t in times.items()}
     amp = step_s["bfloat16"] < 0.95 * step_s["float32"]
     return {"amp": amp, "precision": names[amp], "step_s": step_s,
             "why": f"{precisions.describe_cpu()}; measured {step_s['float32']:.3f} s per step in "
