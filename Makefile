@@ -14,7 +14,7 @@ GPU_ARCH := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/
 TORCH_CUDA_ARCH_LIST ?= $(if $(GPU_ARCH),$(GPU_ARCH),8.0)
 export TORCH_CUDA_ARCH_LIST
 
-NATIVE_SOURCES := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu') setup.py
+NATIVE_SOURCES := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh') setup.py
 ENV_STAMP := $(VENV)/.dbnet_fast-env
 BUILD_STAMP := $(VENV)/.dbnet_fast-build
 
@@ -30,9 +30,11 @@ $(ENV_STAMP):
 
 env: $(ENV_STAMP)
 
-# The package in editable mode with its test extras, built against the venv's torch.
+# The package in editable mode with its test extras, built against the venv's
+# torch, with the test-only dbnet_fast._C_emulated (the CUDA kernels built for
+# the host: `pytest tests -k emulated` runs them without a GPU).
 $(BUILD_STAMP): $(ENV_STAMP) $(NATIVE_SOURCES) pyproject.toml
-	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	DBNET_FAST_EMULATED_CUDA=1 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	touch $@
 
@@ -51,7 +53,8 @@ demo: build
 bench: build
 	$(PY) -m dbnet_fast.cli bench
 
-# Native tests of csrc/core (ctest) and the nvcc compile check of csrc/cuda.
+# Native tests of csrc/core and of the CUDA kernels on the host emulation
+# (ctest), and the nvcc compile check of csrc/cuda.
 cpp-test: env
 	cmake -S . -B build/native -DPython_EXECUTABLE=$(abspath $(PY))
 	cmake --build build/native -j 2

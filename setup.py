@@ -153,20 +153,23 @@ define_macros = [
 # The C++ standard is the one torch asks for (cpp_extension adds it).
 # -fno-trapping-math lets GCC turn the branch-free selects of the element math
 # into vector blends, -fno-math-errno lets it vectorise sqrt (no errno path);
+# -ffp-contract=off: GCC would fuse a * b + c in the FMA clones (csrc/core/clones.h)
+# only, so results would depend on the CPU; with it (and nvcc's --fmad=false)
+# the element math gives the same bits on every CPU and on the device;
 # OpenMP makes at::parallel_for use torch's thread pool. -fno-wrapv undoes the
 # -fwrapv of Python's own build flags: our code has no signed overflow (the
 # sanitizer build checks), and with wrapping ints GCC keeps fewer loop
 # counters in registers (post-processing measured 3-6 % slower).
-cxx_flags = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-fno-wrapv", "-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+cxx_flags = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-fno-wrapv", "-fopenmp", "-Wall",
+             "-Wno-unknown-pragmas"]
 extension_kwargs = dict(extra_link_args=["-fopenmp"])
 if with_cuda:
     sources += sorted(glob.glob("csrc/cuda/*.cu"))
     define_macros += [("DBF_WITH_CUDA", None), ("DBF_CUDA_VERSION", f'"{torch.version.cuda}"')]
     extension_kwargs["extra_compile_args"] = {
         "cxx": cxx_flags,
-        # --fmad=false: nvcc would contract a * b + c into one fma, the host
-        # compiler does not (ISO C++ mode): the element math of csrc/core must
-        # give the same bits on both (DESIGN.md section 6).
+        # --fmad=false: no contraction of a * b + c into one fma, as on the
+        # host (-ffp-contract=off above; DESIGN.md section 6).
         "nvcc": ["-O3", "-lineinfo", "--fmad=false"],
     }
     extension = CUDAExtension
@@ -205,8 +208,8 @@ if emulated_cuda:
     ext_modules.append(CppExtension(
         "dbnet_fast._C_emulated", emulated_sources, include_dirs=[os.path.join(ROOT, generated)],
         define_macros=[("DBF_TORCH_VERSION", f'"{torch.__version__}"')],
-        extra_compile_args={"cxx": ["-O2", "-fvisibility=hidden", "-fno-trapping-math", "-fno-math-errno", "-Wall",
-                                    "-Wno-unknown-pragmas"]},
+        extra_compile_args={"cxx": ["-O2", "-fvisibility=hidden", "-fno-trapping-math", "-fno-math-errno",
+                                    "-ffp-contract=off", "-Wall", "-Wno-unknown-pragmas"]},
     ))
 
 setup(

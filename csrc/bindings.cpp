@@ -141,15 +141,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes(const at::Tensor& prob, con
                   });
 }
 
-// Tests only: the CUDA pipeline's kernels run on the CPU (see entry_points.h).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> emulated_boxes(const at::Tensor& prob, const at::Tensor& dest_sizes,
-                                                              double thresh, double box_thresh, double unclip_ratio,
-                                                              int64_t max_candidates, bool dilate, double min_size,
-                                                              int64_t seed) {
-  const PostParams params{float(thresh), box_thresh, unclip_ratio, max_candidates, false, dilate, min_size};
-  return dbf::boxes_emulated(prob, dest_sizes, params, seed);
-}
-
 py::dict build_info() {
   py::dict info;
   info["version"] = DBF_VERSION;
@@ -184,9 +175,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("contour_scores", &dbf::contour_scores_cpu);
   m.def("offset_polygons", &dbf::offset_polygons_cpu);
   m.def("polygon_masks", &dbf::polygon_masks_cpu);
-  m.def("boxes_emulated", &dbf::emulated_boxes);
-  m.def("label_components_emulated", &dbf::label_components_emulated);
-  m.def("quad_row_scores", &dbf::quad_row_scores);
   m.def("build_info", &dbf::build_info);
   m.attr("max_coordinate") = dbf::kMaxCoordinate;  // the range rule of point coordinates
 }

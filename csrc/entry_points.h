@@ -60,15 +60,6 @@ std::tuple<at::Tensor, at::Tensor> offset_polygons_cpu(const at::Tensor& points,
 at::Tensor polygon_masks_cpu(const at::Tensor& points, const at::Tensor& offsets, int64_t height,
                              int64_t width);
 
-// The CUDA quad pipeline's kernels run one thread after another on the CPU
-// (tests only; `seed` picks the thread order: 0 raster, 1 reversed, else
-// shuffled): the whole pipeline (boxes_cpu's contract), the labelling alone
-// (int32 root index per pixel, -1 for background) and the row-wise fast scores.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> boxes_emulated(const at::Tensor& prob, const at::Tensor& dest_sizes,
-                                                              const PostParams& params, int64_t seed);
-at::Tensor label_components_emulated(const at::Tensor& mask, int64_t seed);
-at::Tensor quad_row_scores(const at::Tensor& prob, const at::Tensor& quads);
-
 // The CUDA launchers (csrc/cuda): built by nvcc into _C when DBF_WITH_CUDA, and
 // by the host compiler into the test-only _C_emulated, where CPU tensors play
 // the device's.

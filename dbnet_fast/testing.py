@@ -155,7 +155,9 @@ def emulated_cuda(schedule: str | int = "raster", device: EmulatedDevice = Emula
     launch without its check) raise RuntimeError naming the kernel and line.
 
     Yields a function that returns what the launches did since the last call:
-    ``{"launches": [kernel names], "copies": n, "syncs": n}``.
+    ``{"launches": [...], "copies": n, "syncs": n}``, each launch a dict with
+    ``kernel`` (as written at the launch site), ``grid``, ``block``,
+    ``dynamic_shared`` and ``static_shared`` (bytes).
     """
     module = emulated_module()
     if isinstance(schedule, bool) or not isinstance(schedule, (str, int)):

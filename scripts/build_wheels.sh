@@ -115,7 +115,8 @@ build_target() {
   rm -rf "$raw" && mkdir -p "$raw"
   local with_cuda=1
   [ "$tag" = cpu ] && with_cuda=0
-  (cd "$src" && run_logged "$LOGS/$key-build.log" env DBNET_FAST_WITH_CUDA=$with_cuda \
+  # (never the test-only dbnet_fast._C_emulated, whatever the caller's environment)
+  (cd "$src" && run_logged "$LOGS/$key-build.log" env DBNET_FAST_WITH_CUDA=$with_cuda DBNET_FAST_EMULATED_CUDA=0 \
     "$py" -m pip wheel -v --no-build-isolation --no-deps -w "$raw" .)
   ls "$raw"
 

@@ -133,6 +133,9 @@ def check_names(name: str, config: dict, names: list[str]) -> list[str]:
     extensions = [n for n in names if re.fullmatch(r"dbnet_fast/_C\.[^/]*\.so", n)]
     if len(extensions) != 1:
         problems.append(f"expected one dbnet_fast/_C*.so, found {extensions}")
+    emulated = [n for n in names if n.startswith("dbnet_fast/_C_emulated")]
+    if emulated:
+        problems.append(f"the test-only emulated CUDA module is in the wheel: {emulated}")
     grafted = [n for n in names if re.match(r"dbnet_fast[^/]*\.libs/", n)]
     if grafted:
         problems.append(

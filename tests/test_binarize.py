@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CUDA, DEVICES
+from conftest import DEVICES, GPUS, on
 from dbnet_fast.ops import db_binarize
 from dbnet_fast.ops import _checks
 from dbnet_fast.reference import db_binarize_grad_reference, db_binarize_reference
@@ -245,20 +245,50 @@ def test_torch_compile_fullgraph(gen, device):
             torch.testing.assert_close(got, want)
 
 
-@CUDA
-@pytest.mark.cuda
+@pytest.mark.parametrize("gpu", GPUS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
-def test_cpu_and_cuda_agree(gen, dtype):
+def test_cpu_and_cuda_agree(gen, gpu, dtype):
+    """The same bits: one element function, no contraction into fused multiply-adds
+    on either side (DESIGN.md section 6); float64 uses the device's exp (an ulp)."""
     p, t = random_maps(gen, (3, 1, 129, 67), 50.0, dtype)
     g = torch.randn(p.shape, generator=gen).to(dtype)
     cpu = forward_and_grads(p, t, g, 50.0)
-    cuda = forward_and_grads(p.cuda(), t.cuda(), g.cuda(), 50.0)
-    tol = {torch.float64: 1e-13, torch.float32: 1e-6}.get(dtype, 1e-2)
-    for a, b in zip(cpu, cuda):
-        torch.testing.assert_close(b.cpu(), a, rtol=tol, atol=tol)
-    # misaligned storage takes the scalar path
-    out = db_binarize(p.cuda()[..., 1:], t.cuda()[..., 1:])
-    torch.testing.assert_close(out.cpu(), db_binarize(p[..., 1:], t[..., 1:]), rtol=tol, atol=tol)
+    with on(gpu):
+        device = forward_and_grads(p.to(gpu), t.to(gpu), g.to(gpu), 50.0)
+    for a, b in zip(cpu, device):
+        if dtype == torch.float64:
+            torch.testing.assert_close(b.cpu(), a, rtol=1e-13, atol=1e-300)
+        else:
+            assert torch.equal(b.cpu(), a)
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_misaligned_storage_takes_the_scalar_kernels(gen, gpu, dtype):
+    """A contiguous view one element into its storage is not 16-byte aligned, so
+    the scalar kernels run (a non-contiguous view would be copied into an
+    aligned buffer first); the vector ones run on the aligned view."""
+    shape = (3, 1, 29, 31)
+    n = 3 * 29 * 31
+    flat = [torch.rand(n + 1, generator=gen).to(dtype) for _ in range(3)]
+    def run(p, t, g):  # (as forward_and_grads, on the views themselves)
+        p, t = p.requires_grad_(True), t.requires_grad_(True)
+        out = db_binarize(p, t)
+        return out.detach(), *torch.autograd.grad(out, (p, t), g)
+
+    for start, vectorised in [(1, False), (0, True)]:
+        want = run(*(f[start:start + n].view(shape) for f in flat))
+        with on(gpu) as record:
+            views = [f.to(gpu)[start:start + n].view(shape) for f in flat]
+            assert all(v.is_contiguous() for v in views)
+            assert (views[0].data_ptr() % 16 == 0) == vectorised
+            got = run(*views)
+        for a, b in zip(want, got):
+            torch.testing.assert_close(b.cpu(), a, rtol=1e-13 if dtype == torch.float64 else 0, atol=0)
+        if record is not None:  # the emulation tells which kernels ran
+            kernels = [launch["kernel"] for launch in record()["launches"]]
+            suffix = "true>" if vectorised else "false>"
+            assert kernels == [f"forward_kernel<scalar_t, {suffix}", f"backward_kernel<scalar_t, {suffix}"], kernels
 
 
 # --- bad input -----------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CUDA, DEVICES
+from conftest import CUDA, DEVICES, GPUS, on
 from dbnet_fast.ops import db_loss
 from dbnet_fast.reference import db_loss_reference
 
@@ -270,19 +270,34 @@ def test_torch_compile_fullgraph(gen, device):
         torch.testing.assert_close(got, expected)
 
 
-@CUDA
-@pytest.mark.cuda
+@pytest.mark.parametrize("gpu", GPUS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
-def test_cpu_and_cuda_agree(gen, dtype):
+def test_cpu_and_cuda_agree(gen, gpu, dtype):
     batch = make_batch(gen, (3, 1, 96, 80), dtype=dtype)
     if dtype == torch.float64:
         batch = (*batch[:2], *(t.double() for t in batch[2:]))
     cpu = run(batch, "cpu")
-    cuda = run(batch, "cuda")
-    assert cuda[0] == pytest.approx(cpu[0], rel=1e-6)
+    with on(gpu):
+        device = run(batch, gpu)
+    assert device[0] == pytest.approx(cpu[0], rel=1e-6)
     exclude = boundary(batch)
-    for a, b in zip(cpu[1:], cuda[1:]):
+    for a, b in zip(cpu[1:], device[1:]):
         assert_grad_close(b, a.double().numpy(), exclude, 1e-5, "cpu vs cuda")
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_pixel_math_gives_the_cpu_bits(gen, gpu, dtype):
+    """Each pixel's loss (the keys of the OHEM selection) is the CPU's bit for
+    bit: one element function, no contraction into fused multiply-adds on
+    either side (DESIGN.md section 6)."""
+    xp, xt, *targets = make_batch(gen, (2, 1, 64, 48), dtype=dtype)
+    args = (50.0, 5.0, 1.0, 10.0, 3.0, 1e-6)
+    _, cpu_keys, _ = torch.ops.dbnet_fast.db_loss.default(xp, xt, *targets, *args)
+    with on(gpu):
+        _, keys, _ = torch.ops.dbnet_fast.db_loss.default(xp.to(gpu), xt.to(gpu), *(t.to(gpu) for t in targets),
+                                                          *args)
+    assert torch.equal(keys.cpu(), cpu_keys)
 
 
 @CUDA

@@ -23,7 +23,6 @@ from dbnet_fast.ops import (
 )
 from dbnet_fast.ops._checks import MAX_COORDINATE
 from dbnet_fast.ops._native import _C
-from dbnet_fast.ops.postprocess import _emulated_cuda_labels
 from dbnet_fast.postprocess import DBPostProcessor
 
 PROB = torch.rand(8, 12, generator=torch.Generator().manual_seed(0))
@@ -140,7 +139,7 @@ def test_native_entry_points_check_the_range_too():
                  lambda: _C.offset_polygons(big, OFFSETS, torch.zeros(1, dtype=torch.float64)),
                  lambda: _C.contour_scores(PROB, square(0, 2**30, torch.int32), OFFSETS),
                  lambda: _C.quad_scores(PROB, torch.full((1, 4, 2), float("nan"))),
-                 lambda: _C.quad_row_scores(PROB, torch.full((1, 4, 2), 2.0**31))):
+                 lambda: _C.quad_scores(PROB, torch.full((1, 4, 2), 2.0**31))):
         with pytest.raises(ValueError, match=r"must be finite and within \+-10000000"):
             call()
     with pytest.raises(ValueError, match="distances must be finite"):
@@ -191,7 +190,6 @@ def test_find_contours_tests_nonzero_in_every_real_dtype(dtype):
         got = find_contours(wide, simple)
         want = find_contours(bitmap.to(torch.uint8), simple)
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
-    assert torch.equal(_emulated_cuda_labels(wide), _emulated_cuda_labels(bitmap.bool()))
 
 
 def test_find_contours_counts_nan_as_text():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CUDA, DEVICES
+from conftest import DEVICES, GPUS, on
 from dbnet_fast.ops import DBTargets, db_targets, db_targets_batch
 from dbnet_fast.reference.samples import icdar_like, total_text_like
 
@@ -143,16 +143,16 @@ def test_fuzz_native_core_never_crashes():
             assert torch.isfinite(value).all() and value.min() >= 0 and value.max() <= 1
 
 
-@CUDA
-@pytest.mark.cuda
+@pytest.mark.parametrize("gpu", GPUS)
 @pytest.mark.parametrize("distance", ["reference", "exact"])
-def test_cuda_equals_cpu(distance):
+def test_cuda_equals_cpu(gpu, distance):
     rng = np.random.default_rng(4)
     size = (320, 480)
     batch = [icdar_like(rng, size) for _ in range(3)] + [total_text_like(rng, size) for _ in range(3)]
     cpu = db_targets_batch(batch, size, distance=distance)
-    cuda = db_targets_batch(batch, size, distance=distance, device="cuda")
-    for a, b in zip(cpu, cuda):
+    with on(gpu):
+        device = db_targets_batch(batch, size, distance=distance, device=gpu)
+    for a, b in zip(cpu, device):
         assert (a - b.cpu()).abs().max() <= 1e-5
 
 

@@ -1,8 +1,6 @@
 // The per-pixel and per-component steps of the CUDA quad pipeline
-// (csrc/cuda/postprocess.cu), written as host-device functions so that the CPU
-// can run them too, one "thread" after another (csrc/cpu/postprocess_emulate.cpp):
-// for kernels without barriers any sequential order is a legal interleaving,
-// so that run checks the kernels' logic where no GPU is present.
+// (csrc/cuda/postprocess_kernels.cuh), written as host-device functions: the
+// native tests check them against the host algorithms they reproduce.
 //
 // Labelling is union-find over one label per pixel (the image-local linear
 // index of the pixel's parent, -1 for background): a pixel starts at the first

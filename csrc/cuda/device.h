@@ -9,11 +9,22 @@
 // the launchers' c10 side is in runtime.h.
 #pragma once
 
+// Lets the macros take array types as written: dbf_type<int[8]> is int[8].
+template <class T> using dbf_type = T;
+
 #ifdef __CUDACC__
-#include <type_traits>
-#define DBF_SHARED(Type, name) __shared__ std::type_identity_t<Type> name
+#define DBF_SHARED(Type, name) __shared__ dbf_type<Type> name
 #define DBF_DYNAMIC_SHARED(Type, name) extern __shared__ __align__(16) Type name[]
 #define DBF_LAUNCH(grid, block, shared_bytes, stream, ...) __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
 #else
 #include "host_emulation.h"
+// The variable lives in the block's shared arena, allocated (and poisoned)
+// when the block's first thread reaches the declaration.
+#define DBF_SHARED(Type, name)                                                                  \
+  static constexpr ::dbf_emu::SharedSite name##_shared_site{#name, __FILE__, __LINE__};         \
+  dbf_type<Type>& name =                                                                        \
+      *static_cast<dbf_type<Type>*>(::dbf_emu::static_shared(&name##_shared_site, sizeof(Type), alignof(Type)))
+#define DBF_DYNAMIC_SHARED(Type, name) Type* const name = static_cast<Type*>(::dbf_emu::dynamic_shared())
+#define DBF_LAUNCH(grid, block, shared_bytes, stream, ...) \
+  ::dbf_emu::launcher(__VA_ARGS__, #__VA_ARGS__, __FILE__, __LINE__, grid, block, shared_bytes, stream)
 #endif

@@ -52,6 +52,7 @@ constexpr size_t kStackBytes = size_t(256) << 10;
 constexpr size_t kRedzone = 0;
 #endif
 constexpr int kStaticSharedMax = 48 * 1024;  // CUDA's limit of static shared memory
+const size_t kPage = size_t(sysconf(_SC_PAGESIZE));  // the guard page below each stack
 
 std::string short_path(const char* file) {
   const std::string path(file ? file : "?");
@@ -275,20 +276,20 @@ void fiber_main() {
 }
 
 int new_fiber(Emulator& e) {
-  const size_t page = size_t(sysconf(_SC_PAGESIZE));
   auto fiber = std::make_unique<Fiber>();
-  fiber->memory = mmap(nullptr, page + kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                       -1, 0);
+  fiber->memory =
+      mmap(nullptr, kPage + kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (fiber->memory == MAP_FAILED) throw Error("emulated CUDA: no memory for a thread's stack");
-  mprotect(fiber->memory, page, PROT_NONE);  // a stack overflow faults instead of corrupting
+  mprotect(fiber->memory, kPage, PROT_NONE);  // a stack overflow faults instead of corrupting
   e.fibers.push_back(std::move(fiber));
   return int(e.fibers.size()) - 1;
 }
 
-void prepare_fiber(Emulator& e, Fiber& fiber) {
+void* stack_of(const Fiber& fiber) { return static_cast<char*>(fiber.memory) + kPage; }
+
+void prepare_fiber(Fiber& fiber) {
   if (!fiber.fresh) return;
-  const size_t page = size_t(sysconf(_SC_PAGESIZE));
-  void* stack = static_cast<char*>(fiber.memory) + page;
+  void* stack = stack_of(fiber);
 #ifdef DBF_EMU_ASAN
   if (fiber.abandoned) ASAN_UNPOISON_MEMORY_REGION(stack, kStackBytes);  // its frames' redzones
 #endif
@@ -298,9 +299,13 @@ void prepare_fiber(Emulator& e, Fiber& fiber) {
   fiber.context.uc_stack.ss_size = kStackBytes;
   fiber.context.uc_link = nullptr;
   makecontext(&fiber.context, fiber_main, 0);
+  // makecontext has set the stack pointer; without the stack recorded, ASan's
+  // swapcontext does not clear the shadow of the whole stack at every switch
+  // (a system call each time; the fiber annotations keep ASan right).
+  fiber.context.uc_stack.ss_sp = nullptr;
+  fiber.context.uc_stack.ss_size = 0;
   fiber.fresh = false;
   fiber.fake_stack = nullptr;
-  (void)e;
 }
 
 // Runs thread t (or resumes it) until it waits or its fiber goes idle.
@@ -316,38 +321,40 @@ void resume(Emulator& e, int t) {
     }
     thread.fiber = f;
     e.fibers[size_t(f)]->thread = t;
-    prepare_fiber(e, *e.fibers[size_t(f)]);
+    prepare_fiber(*e.fibers[size_t(f)]);
   }
   thread.state = State::kRunning;
   e.current = t;
   set_builtins(t);
   Fiber& fiber = *e.fibers[size_t(thread.fiber)];
-  const size_t page = size_t(sysconf(_SC_PAGESIZE));
-  switch_context(&e.main_context, &e.main_fake_stack, &fiber.context, static_cast<char*>(fiber.memory) + page,
-                 kStackBytes);
+  switch_context(&e.main_context, &e.main_fake_stack, &fiber.context, stack_of(fiber), kStackBytes);
   e.current = -1;
 }
 
-std::string describe(const Emulator& e, int t) {
+// What thread t waits for, as "wait at ..." ("waits at ..." for one thread).
+std::string describe(const Emulator& e, int t, bool one) {
   const Thread& thread = e.threads[size_t(t)];
   switch (thread.state) {
-    case State::kExited: return "have exited";
-    case State::kAtBarrier: return "wait at __syncthreads() at " + site(thread.file, thread.line);
+    case State::kExited: return one ? "has exited" : "have exited";
+    case State::kAtBarrier: return (one ? "waits at __syncthreads() at " : "wait at __syncthreads() at ") +
+                                   site(thread.file, thread.line);
     case State::kInCollective:
-      return std::string("wait in ") + collective_name(thread.group->kind) + " at " +
+      return std::string(one ? "waits in " : "wait in ") + collective_name(thread.group->kind) + " at " +
              site(thread.group->file, thread.group->line);
-    default: return "are running";
+    default: return one ? "is running" : "are running";
   }
 }
 
-// Threads grouped by what they do: "threads 0-199 wait at ...; threads 200-255 have exited".
-std::string census(const Emulator& e, const std::vector<int>& members, const char* noun) {
+// Threads grouped by what they do: "threads 0-199 wait at ...; thread 200 has exited".
+std::string census(const Emulator& e, const std::vector<int>& members) {
   std::map<std::string, std::vector<int>> by_state;
-  for (int t : members) by_state[describe(e, t)].push_back(t);
+  for (int t : members) by_state[describe(e, t, false)].push_back(t);
   std::string out;
   for (auto& [what, list] : by_state) {
     std::sort(list.begin(), list.end());
-    out += (out.empty() ? "" : "; ") + std::string(noun) + " " + ranges(list) + " " + what;
+    const bool one = list.size() == 1;
+    out += (out.empty() ? "" : "; ") + std::string(one ? "thread " : "threads ") + ranges(list) + " " +
+           (one ? describe(e, list[0], true) : what);
   }
   return out;
 }
@@ -364,7 +371,7 @@ bool release_barrier(Emulator& e) {
       }
       throw Error(kernel_text(e) + ": " + collective_name(g.kind) + " at " + site(g.file, g.line) + " (mask 0x" +
                   [&] { std::ostringstream h; h << std::hex << g.mask; return h.str(); }() + ") in warp " +
-                  std::to_string(w) + " never completes: " + census(e, missing, "threads") +
+                  std::to_string(w) + " never completes: " + census(e, missing) +
                   " (every lane named in the mask must reach the same collective)");
     }
   }
@@ -379,14 +386,14 @@ bool release_barrier(Emulator& e) {
     if (other.line != first.line || std::strcmp(other.file, first.file) != 0) {
       std::vector<int> all(static_cast<size_t>(n));
       std::iota(all.begin(), all.end(), 0);
-      throw Error(kernel_text(e) + ": threads wait at different barriers: " + census(e, all, "threads") +
+      throw Error(kernel_text(e) + ": threads wait at different barriers: " + census(e, all) +
                   " (a barrier in divergent code)");
     }
   }
   if (!exited.empty()) {
     throw Error(kernel_text(e) + ": __syncthreads() at " + site(first.file, first.line) + " is reached by " +
                 std::to_string(waiting.size()) + " of " + std::to_string(n) + " threads; " +
-                census(e, exited, "threads"));
+                census(e, exited));
   }
   e.order = permutation(e, n);
   e.next_unstarted = e.order.size();
@@ -542,7 +549,7 @@ void launch(const LaunchSite& s, dim3 grid, dim3 block, size_t shared_bytes, voi
   Kernel& kernel = e.kernels[s.kernel];
   kernel.name = s.name;
   check_config(e, s, grid, block, shared_bytes, kernel);
-  e.record.launches.push_back(s.name);
+  e.record.launches.push_back({s.name, grid, block, shared_bytes, 0});
   e.unchecked = "kernel " + std::string(s.name) + " launched at " + site(s.file, s.line);
 
   e.in_launch = true;
@@ -586,6 +593,7 @@ void launch(const LaunchSite& s, dim3 grid, dim3 block, size_t shared_bytes, voi
   }
   release_arena(e);
   if (kernel.static_bytes < int(e.static_max)) kernel.static_bytes = int(e.static_max);
+  e.record.launches.back().static_shared = e.static_max;
   e.in_launch = false;
 }
 

@@ -23,6 +23,13 @@
 // Errors throw dbf_emu::Error from the launch; C10_CUDA_KERNEL_LAUNCH_CHECK
 // must follow every launch (the next launch, or the end of an emulated entry
 // point, refuses otherwise).
+//
+// Not modelled: preemption between switch points (a thread's stretch between
+// barriers runs whole, so races show as order dependence, not as torn
+// read-modify-writes), lockstep warps, the memory model beyond barriers,
+// streams (everything is synchronous), __launch_bounds__, grid-wide sync.
+// A kernel's static shared size is learned from its launches (before its
+// first, cudaFuncGetAttributes reports 0 and a dynamic limit of 0).
 #pragma once
 
 #include <cmath>
@@ -117,10 +124,14 @@ void set_device(const DeviceConfig& device);
 const DeviceConfig& device();
 void set_schedule(const Schedule& schedule);
 const Schedule& schedule();
-// What the launches did since the last call (names as written at the launch
-// site, e.g. "forward_kernel<scalar_t, true>"), then cleared.
+// What the launches did since the last call, then cleared.
+struct LaunchRecord {
+  std::string kernel;  // as written at the launch site, e.g. "forward_kernel<scalar_t, true>"
+  dim3 grid, block;
+  size_t dynamic_shared, static_shared;
+};
 struct Record {
-  std::vector<std::string> launches;
+  std::vector<LaunchRecord> launches;
   int64_t copies = 0;  // cudaMemcpyAsync calls
   int64_t syncs = 0;   // cudaStreamSynchronize calls
 };
@@ -382,14 +393,3 @@ cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, void (*kernel)
   *attributes = dbf_emu::attributes(reinterpret_cast<const void*>(kernel));
   return cudaSuccess;
 }
-
-// --- the source forms of csrc/cuda/device.h --------------------------------------
-// A per-block shared variable (arrays as written, e.g. DBF_SHARED(int[8], xs)).
-#define DBF_SHARED(Type, name)                                                                   \
-  static constexpr ::dbf_emu::SharedSite name##_shared_site{#name, __FILE__, __LINE__};          \
-  std::type_identity_t<Type>& name = *static_cast<std::type_identity_t<Type>*>(                 \
-      ::dbf_emu::static_shared(&name##_shared_site, sizeof(Type), alignof(Type)))
-// The block's dynamic shared memory (16-byte aligned) as a Type*.
-#define DBF_DYNAMIC_SHARED(Type, name) Type* const name = static_cast<Type*>(::dbf_emu::dynamic_shared())
-#define DBF_LAUNCH(grid, block, shared_bytes, stream, ...) \
-  ::dbf_emu::launcher(__VA_ARGS__, #__VA_ARGS__, __FILE__, __LINE__, grid, block, shared_bytes, stream)

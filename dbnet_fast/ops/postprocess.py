@@ -264,33 +264,3 @@ def db_boxes(
         raise ValueError(f"{op}: score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
     return _C.boxes(prob, dest_sizes, thresh, box_thresh, unclip_ratio, max_candidates,
                     score_mode == "slow", bool(use_dilation), min_size)
-
-
-# Test hooks: the CUDA pipeline's kernels run one thread after another on the
-# CPU (seed: 0 raster order, 1 reversed, else shuffled), so that their logic is
-# checked where no GPU is present.
-
-
-def _emulated_cuda_boxes(prob: torch.Tensor, dest_sizes: torch.Tensor | None = None, *,
-                         thresh: float = 0.3, box_thresh: float = 0.7, unclip_ratio: float = 1.5,
-                         max_candidates: int = 1000, use_dilation: bool = False,
-                         min_size: float = 3.0, seed: int = 0):
-    prob = _check_map("db_boxes", "prob", prob, 3)
-    batch, height, width = prob.shape
-    if dest_sizes is None:
-        dest_sizes = map_sizes(batch, height, width)
-    dest_sizes = dest_sizes.to("cpu", torch.int64)
-    return _C.boxes_emulated(prob, dest_sizes, float(thresh), float(box_thresh), float(unclip_ratio),
-                             int(max_candidates), bool(use_dilation), float(min_size), int(seed))
-
-
-def _emulated_cuda_labels(mask: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """int32 (H, W): each text pixel's component as its first pixel's linear index,
-    -1 for background."""
-    return _C.label_components_emulated(_as_bitmap("label_components", "mask", mask), int(seed))
-
-
-def _row_wise_box_scores(prob: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """box_scores computed from per-row pixel intervals, as the CUDA pipeline does."""
-    prob = _check_map("box_scores", "prob", prob, 2)
-    return _C.quad_row_scores(prob, _check_boxes("box_scores", boxes))

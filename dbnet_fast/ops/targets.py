@@ -177,11 +177,9 @@ def db_targets_batch(
     min_text_size = check_finite_scalar(op, "min_text_size", min_text_size, ge=0)
     device = torch.device(device if device is not None else "cpu")
     check_device(op, "device", device)
-    packed = _pack(batch, ignore)
-    if device.type != "cpu":
-        packed = [t.to(device) for t in packed]
-    maps = _C.targets(*packed, height, width, shrink_ratio, thresh_min, thresh_max, min_text_size,
-                      distance == "exact")
+    points, *offsets_and_flags = _pack(batch, ignore)  # (the offsets stay on the host: checked there)
+    maps = _C.targets(points.to(device), *offsets_and_flags, height, width, shrink_ratio, thresh_min,
+                      thresh_max, min_text_size, distance == "exact")
     return DBTargets(*maps.unbind(0))
 
 

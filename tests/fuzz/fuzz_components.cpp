@@ -1,8 +1,9 @@
-// libFuzzer target for the host-device steps of the CUDA quad pipeline:
-// arbitrary bytes become a map, options, a thread order, a quad and a point
-// set. The whole pipeline runs sequentially (csrc/core/sequential.h); its
-// labels must equal a flood fill, its row-wise fillPoly the mask rasteriser,
-// its hull convex_hull, and its boxes must be finite with in-range scores.
+// libFuzzer target for the CUDA quad pipeline and its host-device steps:
+// arbitrary bytes become a map, options, a schedule, a quad and a point set.
+// The pipeline's kernels run through the host emulation
+// (tests/cpp/quad_pipeline.h); its labels must equal a flood fill, its boxes
+// be finite with in-range scores; the row-wise fillPoly must equal the mask
+// rasteriser and the hull chains convex_hull.
 //   cmake -S . -B build/fuzz -DDBF_FUZZ=ON -DDBF_CUDA_CHECK=OFF -DCMAKE_CXX_COMPILER=clang++-14
 //   cmake --build build/fuzz --target fuzz_components && build/fuzz/fuzz_components -max_total_time=60
 #include <cmath>
@@ -14,10 +15,10 @@
 
 #include "fuzz_input.h"
 #include "../cpp/flood_labels.h"
+#include "../cpp/quad_pipeline.h"
 #include "../../csrc/core/components.h"
 #include "../../csrc/core/postprocess.h"
 #include "../../csrc/core/raster.h"
-#include "../../csrc/core/sequential.h"
 
 namespace {
 
@@ -43,10 +44,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const double slack = 1e-5 * (1.0 + std::fabs(lo) + std::fabs(hi));
 
-  // The whole pipeline.
-  const dbf::SequentialResult run = dbf::boxes_sequential(prob.data(), 1, height, width, params, seed);
-  if ((run.non_finite_image < 0) != finite) fail("non-finite map not reported");
-  if (run.internal_error) fail("buffer overflow");
+  // The whole pipeline, threads and blocks in raster, reversed or a random order.
+  dbf_emu::set_schedule({seed == 0 ? dbf_emu::Order::kRaster : seed == 1 ? dbf_emu::Order::kReversed
+                                                                        : dbf_emu::Order::kRandom, seed});
+  const dbf_test::QuadPipeline run = dbf_test::run_quad_pipeline(prob.data(), height, width, params);
+  if (run.non_finite == finite) fail("non-finite map not reported");
+  if (run.error) fail("buffer overflow");
   for (size_t r = 0; r < run.records.size(); r += dbf::kRecord) {
     for (int j = 0; j < 8; ++j) {
       if (!std::isfinite(run.records[r + j])) fail("non-finite box corner");
@@ -59,9 +62,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < height * width; ++i) {
     text[i] = dbf::text_pixel(prob.data(), width, i % width, i / width, params.thresh, params.dilate);
   }
-  std::vector<int32_t> label(text.size());
-  dbf::label_sequential(text.data(), label.data(), height, width, seed);
-  if (label != dbf_test::flood_labels(text, height, width)) fail("labels differ from a flood fill");
+  if (dbf_test::emulated_labels(text.data(), height, width) != dbf_test::flood_labels(text, height, width)) {
+    fail("labels differ from a flood fill");
+  }
 
   // Row-wise fillPoly of a quad anywhere near the window against the mask.
   int64_t quad[8];
