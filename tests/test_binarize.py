@@ -271,6 +271,7 @@ def test_misaligned_storage_takes_the_scalar_kernels(gen, gpu, dtype):
     shape = (3, 1, 29, 31)
     n = 3 * 29 * 31
     flat = [torch.rand(n + 1, generator=gen).to(dtype) for _ in range(3)]
+
     def run(p, t, g):  # (as forward_and_grads, on the views themselves)
         p, t = p.requires_grad_(True), t.requires_grad_(True)
         out = db_binarize(p, t)

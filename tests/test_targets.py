@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DEVICES, GPUS, on
+from conftest import CUDA, DEVICES, GPUS, on
 from dbnet_fast.ops import DBTargets, db_targets, db_targets_batch
 from dbnet_fast.reference.samples import icdar_like, total_text_like
 
@@ -192,6 +192,22 @@ def test_native_entry_point_checks_offsets():
     with pytest.raises(RuntimeError, match="must not decrease"):
         _C.targets(points, torch.tensor([0, 3, 2, 4]), torch.tensor([0, 3]),
                    torch.zeros(3, dtype=torch.bool), 8, 8, 0.4, 0.3, 0.7, 8.0, False)
+
+
+@CUDA
+@pytest.mark.cuda
+def test_cuda_entry_point_checks_the_offsets_on_the_host():
+    """The CUDA path takes the offsets and flags as CPU tensors: checked where
+    they are, then uploaded (never read back from the device)."""
+    from dbnet_fast.ops._native import _C
+
+    points = torch.zeros(4, 2, device="cuda")
+    ignore = torch.zeros(1, dtype=torch.bool)
+    with pytest.raises(RuntimeError, match="must be CPU tensors"):
+        _C.targets(points, torch.tensor([0, 4], device="cuda"), torch.tensor([0, 1]), ignore, 8, 8, 0.4, 0.3,
+                   0.7, 8.0, False)
+    maps = _C.targets(points, torch.tensor([0, 4]), torch.tensor([0, 1]), ignore, 8, 8, 0.4, 0.3, 0.7, 8.0, False)
+    assert maps.is_cuda and maps.shape == (4, 1, 8, 8)
 
 
 def test_target_builder_in_dataloader_workers():

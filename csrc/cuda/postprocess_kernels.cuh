@@ -1,5 +1,5 @@
-// The quad pipeline of DB post-processing on the device, for a batch of maps:
-// only the kept boxes (and per-image counts) are copied to the host.
+// CUDA kernels of the quad pipeline of DB post-processing, for a batch of
+// maps (the launcher is in postprocess.cu):
 //
 //   text_kernel        prob > thresh (+ 2x2 dilation) -> text bytes; flags NaN/inf
 //   init/merge/flatten 8-connected labelling by union-find (components.h):
@@ -16,8 +16,7 @@
 // Memory: per pixel 1 byte of text, 4 of label, 4 of root flag and 4 of rank;
 // per candidate slot 4 ints and a 9-float record. Host syncs: one copy of the
 // counts and flags, then one copy of the kept records (skipped when none).
-// Torch-free: the launchers are in postprocess.cu; the native tests run the
-// kernels through the host emulation.
+// Torch-free: the native tests run these kernels through the host emulation.
 #pragma once
 
 #include <climits>
