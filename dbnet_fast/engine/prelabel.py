@@ -13,6 +13,8 @@ import numpy as np
 from dbnet_fast.engine.atomic import atomic_write_json, atomic_write_text
 
 LABEL_FORMATS = ("paddleocr", "mmocr", "icdar2015")
+LABEL_FILES = ("Label.txt", "textdet_prelabel.json", "gts")
+"""What write_labels writes into its folder (image outputs must not take these names)."""
 
 
 def _relative(image: Path, folder: Path) -> str:
@@ -34,6 +36,8 @@ def write_labels(format: str, records, out) -> Path:
     - ``icdar2015``: ``out/gts/gt_<stem>.txt`` (integer corners, quads only:
       other polygons become their minimum-area rectangles).
     """
+    if format not in LABEL_FORMATS:
+        raise ValueError(f"labels: format must be one of {LABEL_FORMATS}, got {format!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if format == "paddleocr":
@@ -67,16 +71,14 @@ def write_labels(format: str, records, out) -> Path:
                                                 "category": [{"id": 0, "name": "text"}]},
                                    "data_list": data_list})
         return target
-    if format == "icdar2015":
-        folder = out / "gts"
-        folder.mkdir(exist_ok=True)
-        for record in records:
-            lines = []
-            for d in record["detections"]:
-                points = np.asarray(d["points"], np.float32)
-                if len(points) != 4:
-                    points = cv2.boxPoints(cv2.minAreaRect(points))
-                lines.append(",".join(str(int(round(v))) for v in points.reshape(-1)) + "\n")
-            atomic_write_text(folder / f"gt_{Path(record['image']).stem}.txt", "".join(lines))
-        return folder
-    raise ValueError(f"labels: format must be one of {LABEL_FORMATS}, got {format!r}")
+    folder = out / "gts"
+    folder.mkdir(exist_ok=True)
+    for record in records:
+        lines = []
+        for d in record["detections"]:
+            points = np.asarray(d["points"], np.float32)
+            if len(points) != 4:
+                points = cv2.boxPoints(cv2.minAreaRect(points))
+            lines.append(",".join(str(int(round(v))) for v in points.reshape(-1)) + "\n")
+        atomic_write_text(folder / f"gt_{Path(record['image']).stem}.txt", "".join(lines))
+    return folder
