@@ -199,3 +199,38 @@ def test_labels_option_is_checked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["detect", str(tmp_path), "--model", "ppocr-v4", "--labels", "yolo"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- train and eval on own data
+
+
+def test_train_and_eval_on_label_formats(tmp_path, capsys):
+    from test_formats import write_mmocr
+
+    train_file, _ = write_paddleocr(tmp_path / "train")
+    test_file, test_samples = write_mmocr(tmp_path / "test")
+    tiny = ["--image-size", "64", "--batch-size", "2", "--max-steps", "1", "--inner-channels",
+            "32", "--workers", "0", "--no-progress"]
+    assert main(["train", "--data", f"paddleocr:{train_file}", *tiny,
+                 "--out", str(tmp_path / "no")]) == 2
+    assert "--eval-data FORMAT:PATH" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(["train", "--data", f"paddleocr:{train_file}", "--eval-data",
+                 f"mmocr:{test_file}", *tiny, "--out", str(out)]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["data"] == f"mmocr:{test_file}" and result["images"] == len(test_samples)
+    assert result["protocol"]["invalid"] == "skip" and result["protocol"]["iou_threshold"] == 0.5
+    assert result["gt_care"] == sum(len(s[1]) - sum(s[2]) for s in test_samples)
+    # eval: the run's evaluation data by default; --invalid repair is written down
+    assert main(["eval", "--checkpoint", str(out / "last.pt"), "--invalid", "repair",
+                 "--no-progress", "--out", str(tmp_path / "e.json")]) == 0
+    again = json.loads((tmp_path / "e.json").read_text())
+    assert again["data"] == result["data"] and again["protocol"]["invalid"] == "repair"
+    assert again["gt_care"] == result["gt_care"]
+    # a run without evaluation data: eval asks for it rather than score the training images
+    bare = tmp_path / "bare"
+    assert main(["train", "--data", f"paddleocr:{train_file}", "--no-eval", *tiny,
+                 "--out", str(bare)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(bare / "last.pt"), "--no-progress"]) == 2
+    assert "holds no test split" in capsys.readouterr().err
