@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+DATA_HELP = ("synthetic | icdar2015:PATH | totaltext:PATH | FORMAT:PATH, FORMAT one of paddleocr, "
+             "mmocr, doctr, cocotext, textocr, ctw1500, labelme (README: Your own data)")
+
 
 def _info(args: argparse.Namespace) -> int:
     import torch
@@ -319,7 +322,7 @@ def _add_train(commands) -> None:
         "OUT/metrics.jsonl, OUT/last.pt, OUT/eval.json. Several processes: torchrun "
         "--nproc_per_node N -m dbnet_fast.cli train ...")
     p.add_argument("--data", default="synthetic",
-                   help="synthetic | icdar2015:PATH | totaltext:PATH | FORMAT:PATH, FORMAT one of paddleocr, mmocr, doctr, cocotext, textocr, ctw1500, labelme (see README 'Your own data') (default: %(default)s)")
+                   help=DATA_HELP + " (default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave malformed label records out (counted and listed) instead of "
                    "stopping at the first")
@@ -395,7 +398,8 @@ def _add_eval(commands) -> None:
         description="Evaluate a checkpoint; prints precision, recall, H-mean and writes them as "
         "JSON. Settings left out come from the checkpoint's training configuration.")
     p.add_argument("--checkpoint", required=True, help="a last.pt written by dbnet-fast train")
-    p.add_argument("--data", help="synthetic | icdar2015:PATH | totaltext:PATH | FORMAT:PATH, FORMAT one of paddleocr, mmocr, doctr, cocotext, textocr, ctw1500, labelme (see README 'Your own data') (default: the training run's evaluation data)")
+    p.add_argument("--data", help=DATA_HELP + " (default: the training run's evaluation "
+                   "data)")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave malformed label records out (counted) instead of stopping")
     p.add_argument("--invalid", default="skip", choices=("skip", "repair"),
@@ -426,7 +430,7 @@ def _add_check_data(commands) -> None:
         "missing or unreadable images, polygons outside the image, degenerate and "
         "self-intersecting ones, text too small after the training resize, and the share of "
         "each image the label maps train on. Exit code 1 when something would stop training.")
-    p.add_argument("--data", required=True, metavar="FORMAT:PATH", help="synthetic | icdar2015:PATH | totaltext:PATH | FORMAT:PATH, FORMAT one of paddleocr, mmocr, doctr, cocotext, textocr, ctw1500, labelme (see README 'Your own data')")
+    p.add_argument("--data", required=True, metavar="FORMAT:PATH", help=DATA_HELP)
     p.add_argument("--split", default="train", choices=("train", "test"),
                    help="icdar2015 / totaltext / cocotext: which split (default: %(default)s)")
     p.add_argument("--image-size", type=_int_at_least(32), default=640,
