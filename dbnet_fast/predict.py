@@ -43,6 +43,7 @@ import torch
 from dbnet_fast.data.transforms import inference_size, normalize
 from dbnet_fast.engine.checkpoint import PPOCR_ARCHS, unwrap
 from dbnet_fast.engine.precision import autocast, resolve_amp
+from dbnet_fast.fold import fold_batchnorm
 from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
 COLORS = ("bgr", "rgb")
@@ -227,7 +228,10 @@ class Preprocessor:
         return np.ascontiguousarray(array[:, :, ::-1] if color == "rgb" else array)
 
     def __call__(self, image) -> PreparedImage:
-        bgr = self.to_bgr(image)
+        return self.from_bgr(self.to_bgr(image))
+
+    def from_bgr(self, bgr: np.ndarray) -> PreparedImage:
+        """An (H, W, 3) uint8 BGR array resized by the policy and normalised."""
         height, width = bgr.shape[:2]
         h, w = inference_size(height, width, self.limit_side_len, self.limit_type)
         if (h, w) != (height, width):
@@ -275,17 +279,35 @@ class DBPredictor:
     Call: ``predictor(images)`` with one image or a list; each a path, an
     (H, W, 3) / (H, W) / (H, W, 4) uint8 NumPy array or a (3, H, W) / (H, W)
     uint8 tensor, or a (B, 3, H, W) uint8 tensor. Returns a list of Detections in the input order (a list
-    also for a single image).
+    also for a single image). Images are prepared and run ``CHUNK_BATCHES`` batches
+    at a time, so a long list needs the memory of a few batches only, and each
+    image runs at exactly the input size it has alone (:meth:`model_inputs`).
+
+    Large images (``tiles``): an image with a side over ``tiles`` pixels is not
+    shrunk; it runs at its own scale in overlapping ``tiles`` x ``tiles`` tiles
+    (:class:`Tiling`), batched, whose maps are stitched into one map of the whole
+    image before post-processing, so a word across a tile border is one box.
+    Smaller images follow the resize policy as without tiles.
+
+    ``compile=True``: the model runs under ``torch.compile`` (dynamic shapes);
+    the first call of a run pays the compilation (see README for the figures).
     """
 
     def __init__(self, model_or_checkpoint, device="auto", *, limit_side_len: int | None = None,
                  limit_type: str | None = None, batch_size: int = 8, pad_to: int = 32,
                  amp: bool = False, color: str | None = None,
-                 postprocess: DBPostProcessor | dict | None = None):
+                 postprocess: DBPostProcessor | dict | None = None, tiles: int | None = None,
+                 tile_overlap: int | None = None, compile: bool = False):
         from dbnet_fast.engine.distributed import resolve_device
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model, defaults = load_model(model_or_checkpoint, self.device)
+        if not isinstance(model_or_checkpoint, torch.nn.Module):
+            fold_batchnorm(self.model)  # our own copy, for inference only: same maps, less work
+        self.tiling = None if tiles is None else Tiling(tiles, tile_overlap)
+        if not isinstance(compile, bool):
+            raise TypeError(f"DBPredictor: compile must be True or False, got {compile!r}")
+        self.forward = compiled_forward(self.model) if compile else self.model
         self.preprocess = Preprocessor(
             defaults["limit_side_len"] if limit_side_len is None else limit_side_len,
             defaults["limit_type"] if limit_type is None else limit_type,
@@ -322,8 +344,17 @@ class DBPredictor:
     # ------------------------------------------------------------------ preparing
 
     def prepare(self, image) -> PreparedImage:
-        """Reads / converts, resizes and normalises one image (:class:`Preprocessor`)."""
-        return self.preprocess(image)
+        """Reads / converts, resizes and normalises one image (:class:`Preprocessor`);
+        with ``tiles``, an image too large for one tile is kept at its own size."""
+        if self.tiling is None:
+            return self.preprocess(image)
+        bgr = self.preprocess.to_bgr(image)
+        if max(bgr.shape[:2]) <= self.tiling.size:
+            return self.preprocess.from_bgr(bgr)
+        return PreparedImage(normalize_input(bgr, self.preprocess.input_norm), bgr.shape[:2])
+
+    def is_tiled(self, item: PreparedImage) -> bool:
+        return self.tiling is not None and max(item.tensor.shape[1:]) > self.tiling.size
 
     # ------------------------------------------------------------------ running
 
@@ -335,10 +366,29 @@ class DBPredictor:
     def batches(self, prepared: Sequence[PreparedImage]) -> list[list[int]]:
         """Indices into ``prepared`` grouped into the batches that will run."""
         groups: dict[tuple[int, int], list[int]] = {}
+        tiled = []
         for i, item in enumerate(prepared):
-            groups.setdefault(self.padded_size(item), []).append(i)
+            if self.is_tiled(item):
+                tiled.append([i])  # its tiles make their own batches
+            else:
+                groups.setdefault(self.padded_size(item), []).append(i)
         return [g[i:i + self.batch_size] for _, g in sorted(groups.items())
-                for i in range(0, len(g), self.batch_size)]
+                for i in range(0, len(g), self.batch_size)] + tiled
+
+    def model_inputs(self, prepared: Sequence[PreparedImage]) -> list[tuple[int, int, int]]:
+        """The (batch, height, width) of every forward pass :meth:`run` makes for
+        ``prepared``: an image's own input size (or its tiles') whatever else is in
+        the call."""
+        shapes = []
+        for indices in self.batches(prepared):
+            if self.is_tiled(prepared[indices[0]]):
+                windows = self.tiling.windows(*prepared[indices[0]].tensor.shape[1:])
+                h, w = windows[0][1] - windows[0][0], windows[0][3] - windows[0][2]
+                shapes += [(len(windows[i:i + self.batch_size]), h, w)
+                           for i in range(0, len(windows), self.batch_size)]
+            else:
+                shapes.append((len(indices), *self.padded_size(prepared[indices[0]])))
+        return shapes
 
     @torch.no_grad()
     def run(self, prepared: Sequence[PreparedImage]) -> list[Detections]:
@@ -355,7 +405,9 @@ class DBPredictor:
             self.model.eval()
             try:
                 for indices in self.batches(prepared):
-                    found = self._run_batch([prepared[i] for i in indices])
+                    items = [prepared[i] for i in indices]
+                    found = (self._run_tiled(items[0]) if self.is_tiled(items[0])
+                             else self._run_batch(items))
                     for i, detections in zip(indices, found):
                         results[i] = detections
             finally:
@@ -365,14 +417,31 @@ class DBPredictor:
     def _run_batch(self, items: list[PreparedImage]) -> list[Detections]:
         shapes = [tuple(p.tensor.shape[1:]) for p in items]
         height, width = self.padded_size(items[0])  # the same for the whole batch
-        images = torch.zeros(len(items), 3, height, width, dtype=torch.float32)
-        for b, p in enumerate(items):
-            images[b, :, :shapes[b][0], :shapes[b][1]] = p.tensor
-        images = images.to(self.device, non_blocking=True)
+        if len(items) == 1 and shapes[0] == (height, width):
+            images = items[0].tensor[None]  # nothing to pad: no copy
+        else:
+            images = torch.zeros(len(items), 3, height, width, dtype=torch.float32)
+            for b, p in enumerate(items):
+                images[b, :, :shapes[b][0], :shapes[b][1]] = p.tensor
+        prob = self._forward(images)
+        return postprocess_padded(self.postprocessor, prob, shapes, [p.size for p in items])
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.amp):
-            prob = self.model(images)
-        return postprocess_padded(self.postprocessor, prob.float(), shapes,
-                                  [p.size for p in items])
+            return self.forward(images.to(self.device, non_blocking=True)).float()
+
+    def _run_tiled(self, item: PreparedImage) -> list[Detections]:
+        """One large image: its tiles through the model in batches, their maps
+        stitched (:meth:`Tiling.stitch`), post-processed as one map."""
+        height, width = item.tensor.shape[1:]
+        windows = self.tiling.windows(height, width)
+        maps = []
+        for i in range(0, len(windows), self.batch_size):
+            tiles = torch.stack([self.tiling.cut(item.tensor, window)
+                                 for window in windows[i:i + self.batch_size]])
+            maps += list(self._forward(tiles)[:, 0])
+        prob = self.tiling.stitch(maps, windows, height, width)
+        return self.postprocessor(prob[None], sizes=[item.size])
 
     def __call__(self, images) -> list[Detections]:
         if isinstance(images, torch.Tensor) and images.dim() == 4:
@@ -382,4 +451,97 @@ class DBPredictor:
         elif not isinstance(images, (list, tuple)):
             raise TypeError(f"DBPredictor: images must be an image (path, array, tensor) or a "
                             f"list or tuple of them, got {type(images).__name__}")
-        return self.run([self.prepare(image) for image in images])
+        results: list[Detections] = []
+        chunk = self.batch_size * CHUNK_BATCHES
+        for start in range(0, len(images), chunk):
+            results += self.run([self.prepare(image) for image in images[start:start + chunk]])
+        return results
+
+
+CHUNK_BATCHES = 4
+"""Batches' worth of images prepared before running: size grouping works within one."""
+
+
+def compiled_forward(model: torch.nn.Module):
+    """``model`` under torch.compile with dynamic shapes (one graph for all sizes)."""
+    return torch.compile(model, dynamic=True)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Overlapping square tiles of a large image and the stitching of their maps.
+
+    Along each side of length ``L > size`` the tiles start at evenly spaced
+    offsets, ``ceil((L - overlap) / (size - overlap))`` of them, the first at 0
+    and the last ending at ``L``, so neighbours overlap by at least ``overlap``
+    pixels; a side within ``size`` is one tile of that side rounded up to a
+    multiple of 32 (zero padding after normalisation, the mean colour). Each
+    pixel of the stitched map comes from the one tile it is deepest inside (the
+    cut runs through the middle of each overlap), so every tile's map is used
+    at least ``overlap / 2`` pixels away from its borders, where the model sees
+    the context on both sides, and no pixel is counted twice.
+
+    Args:
+        size: tile side in pixels, a multiple of 32 (>= 64).
+        overlap: pixels shared by neighbouring tiles, 0 <= overlap <= size / 2;
+            None: size / 4. It should exceed the height of the largest text, so
+            that the cut never passes a word's ends on both tiles' borders.
+    """
+
+    size: int
+    overlap: int | None = None
+
+    def __post_init__(self):
+        size = self.size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 64 or size % 32:
+            raise ValueError(f"DBPredictor: tiles must be a multiple of 32 of at least 64 "
+                             f"(the tile side in pixels), got {size!r}")
+        if self.overlap is None:
+            object.__setattr__(self, "overlap", size // 4)
+        overlap = self.overlap
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= size // 2:
+            raise ValueError(f"DBPredictor: tile_overlap must be an int in [0, tiles / 2 = "
+                             f"{size // 2}], got {overlap!r}")
+
+    def starts(self, length: int) -> list[int]:
+        if length <= self.size:
+            return [0]
+        count = -(-(length - self.overlap) // (self.size - self.overlap))
+        count = max(count, 2)
+        return [round(i * (length - self.size) / (count - 1)) for i in range(count)]
+
+    def span(self, length: int) -> int:
+        return self.size if length > self.size else -(-length // 32) * 32
+
+    def windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """(top, bottom, left, right) of each tile, row by row; bottom / right may
+        pass the image on a side shorter than a tile (padded there)."""
+        th, tw = self.span(height), self.span(width)
+        return [(y, y + th, x, x + tw) for y in self.starts(height) for x in self.starts(width)]
+
+    @staticmethod
+    def cut(image: torch.Tensor, window) -> torch.Tensor:
+        """The (3, size, size) tile of a (3, H, W) image, zero-padded past its edges."""
+        top, bottom, left, right = window
+        tile = image[:, top:bottom, left:right]
+        if tile.shape[1:] != (bottom - top, right - left):
+            tile = torch.nn.functional.pad(tile, (0, right - left - tile.shape[2],
+                                                  0, bottom - top - tile.shape[1]))
+        return tile
+
+    def stitch(self, maps: Sequence[torch.Tensor], windows, height: int,
+               width: int) -> torch.Tensor:
+        """The (H, W) map of the image from the (size, size) maps of its tiles."""
+        rows, cols = self._cuts(self.starts(height), height), self._cuts(self.starts(width), width)
+        out = maps[0].new_empty(height, width)
+        for tile_map, (top, _, left, _) in zip(maps, windows):
+            r, c = self.starts(height).index(top), self.starts(width).index(left)
+            (y0, y1), (x0, x1) = rows[r], cols[c]
+            out[y0:y1, x0:x1] = tile_map[y0 - top:y1 - top, x0 - left:x1 - left]
+        return out
+
+    def _cuts(self, starts: list[int], length: int) -> list[tuple[int, int]]:
+        """The part of the side each tile owns: cut in the middle of each overlap."""
+        span = self.span(length)
+        edges = [0] + [(starts[i] + span + starts[i + 1]) // 2 for i in range(len(starts) - 1)]
+        return list(zip(edges, edges[1:] + [length]))
