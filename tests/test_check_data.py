@@ -16,6 +16,7 @@ from dbnet_fast.cli import main
 from dbnet_fast.data import ICDAR2015Dataset
 from dbnet_fast.data.formats import open_dataset
 from dbnet_fast.data.synthetic import SynthConfig, render_sample
+from dbnet_fast.engine.prelabel import write_labels
 from test_formats import write_labelme, write_paddleocr
 
 
@@ -133,24 +134,26 @@ def test_bad_arguments(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def detected(tmp_path_factory):
-    """Synthetic images detected by PP-OCRv4 with --labels in each format."""
+    """Synthetic images detected by PP-OCRv4 (``detect --labels paddleocr``), and the
+    same detections written in the other label formats."""
     root = tmp_path_factory.mktemp("prelabel")
     images = root / "photos"
     images.mkdir()
     for i in range(3):
         image = render_sample(40 + i, size=(256, 320), config=SynthConfig.easy())[0]
         cv2.imwrite(str(images / f"p{i}.png"), image)
-    outs = {}
-    for fmt in ("paddleocr", "mmocr", "icdar2015"):
-        out = root / fmt
-        code = main(["detect", str(images), "--model", "ppocr-v4", "--out", str(out),
-                     "--labels", fmt, "--no-pictures", "--workers", "0", "--device", "cpu",
-                     "--no-progress"])
-        assert code == 0
-        outs[fmt] = out
-    records = {p.stem: json.loads(p.read_text())
-               for p in sorted(outs["mmocr"].glob("p*.json"))}
+    out = root / "detect"
+    code = main(["detect", str(images), "--model", "ppocr-v4", "--out", str(out),
+                 "--labels", "paddleocr", "--no-pictures", "--workers", "0", "--device", "cpu",
+                 "--no-progress"])
+    assert code == 0
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("p*.json"))}
     assert len(records) == 3 and sum(r["count"] for r in records.values()) > 0
+    # the other formats from the same records, as detect writes them (one model load)
+    outs = {"paddleocr": out}
+    for fmt in ("mmocr", "icdar2015"):
+        outs[fmt] = root / fmt
+        write_labels(fmt, list(records.values()), outs[fmt])
     return images, outs, records
 
 
@@ -214,23 +217,30 @@ def test_train_and_eval_on_label_formats(tmp_path, capsys):
     assert main(["train", "--data", f"paddleocr:{train_file}", *tiny,
                  "--out", str(tmp_path / "no")]) == 2
     assert "--eval-data FORMAT:PATH" in capsys.readouterr().err
+    with train_file.open("a") as f:
+        f.write("imgs/img_0.png [no tab]\n")  # line 4
+    both = ["--data", f"paddleocr:{train_file}", "--eval-data", f"mmocr:{test_file}", *tiny]
+    assert main(["train", *both, "--out", str(tmp_path / "bad")]) == 2
+    assert "train.txt:4: expected '<image path><TAB><JSON list>'" in capsys.readouterr().err
     out = tmp_path / "run"
-    assert main(["train", "--data", f"paddleocr:{train_file}", "--eval-data",
-                 f"mmocr:{test_file}", *tiny, "--out", str(out)]) == 0
+    assert main(["train", *both, "--skip-bad", "--out", str(out)]) == 0
+    assert "left out 1 unreadable images or bad records: " in capsys.readouterr().out
     result = json.loads((out / "eval.json").read_text())
     assert result["data"] == f"mmocr:{test_file}" and result["images"] == len(test_samples)
     assert result["protocol"]["invalid"] == "skip" and result["protocol"]["iou_threshold"] == 0.5
     assert result["gt_care"] == sum(len(s[1]) - sum(s[2]) for s in test_samples)
     # eval: the run's evaluation data by default; --invalid repair is written down
     assert main(["eval", "--checkpoint", str(out / "last.pt"), "--invalid", "repair",
-                 "--no-progress", "--out", str(tmp_path / "e.json")]) == 0
+                 "--short-side", "128", "--no-progress", "--out", str(tmp_path / "e.json")]) == 0
     again = json.loads((tmp_path / "e.json").read_text())
     assert again["data"] == result["data"] and again["protocol"]["invalid"] == "repair"
     assert again["gt_care"] == result["gt_care"]
     # a run without evaluation data: eval asks for it rather than score the training images
-    bare = tmp_path / "bare"
-    assert main(["train", "--data", f"paddleocr:{train_file}", "--no-eval", *tiny,
-                 "--out", str(bare)]) == 0
+    import torch
+
+    state = torch.load(out / "last.pt", weights_only=True)
+    state["config"]["eval_data"] = None
+    torch.save(state, tmp_path / "bare.pt")
     capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(bare / "last.pt"), "--no-progress"]) == 2
+    assert main(["eval", "--checkpoint", str(tmp_path / "bare.pt"), "--no-progress"]) == 2
     assert "holds no test split" in capsys.readouterr().err
