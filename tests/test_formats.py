@@ -354,3 +354,11 @@ def test_unknown_format_and_bad_split(tmp_path):
         open_dataset("labelme", tmp_path, split="val")
     with pytest.raises(FileNotFoundError, match="mmocr: label file .* does not exist"):
         open_dataset("mmocr", tmp_path / "none.json")
+
+
+def test_huge_numbers_are_errors_not_crashes(tmp_path):
+    one_image(tmp_path)
+    huge = "1" + "0" * 400  # a JSON integer beyond any float
+    (tmp_path / "t.txt").write_text(f'a.png\t[{{"points": [[1, 1], [9, 1], [9, {huge}]]}}]\n')
+    with pytest.raises(LabelError, match=r"t.txt:1.*finite numbers"):
+        open_dataset("paddleocr", tmp_path / "t.txt")

@@ -81,6 +81,7 @@ import xml.etree.ElementTree as ElementTree
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -106,9 +107,14 @@ class LabelError(ValueError):
 
 
 def _number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LabelError(f"{where}: coordinates must be finite numbers, got {value!r}")
-    return float(value)
+    try:  # float(): JSON integers may be too large for a float
+        number = float(value) if not isinstance(value, bool) and isinstance(
+            value, (int, float)) else math.nan
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise LabelError(f"{where}: coordinates must be finite numbers, got {value!r:.40}")
+    return number
 
 
 def _pairs(points, where: str) -> np.ndarray:
@@ -155,13 +161,16 @@ def _expect(value, kind, where: str, what: str):
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    """(H, W) from the image file's header as stored (no EXIF rotation), or None."""
+    """(H, W) of the image as stored (no EXIF rotation), or None when OpenCV, which
+    training reads with, cannot read it. The header (PIL) first: no decoding."""
     try:
         with Image.open(path) as image:
             width, height = image.size
-    except Exception:  # noqa: BLE001 - PIL raises many kinds for broken files
-        return None
-    return height, width
+        return height, width
+    except Exception:  # noqa: BLE001 - PIL raises many kinds (and refuses huge images)
+        pass
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return None if image is None else image.shape[:2]
 
 
 class FormatDataset(LabelledImages):
