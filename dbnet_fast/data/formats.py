@@ -34,7 +34,8 @@ cocotext    COCO-Text v2 (``cocotext.v2.json``: ``imgs``, ``anns`` with
             Don't-care: ``legibility`` other than "legible" or ``language``
             other than "english" (the English-word protocol the published
             COCO-Text detection numbers use). Images: ``file_name`` in the
-            JSON's folder or its ``train2014/``.
+            JSON's folder or its ``train2014/``. Images without words are
+            kept as negatives (mmocr's converter leaves them out).
 textocr     TextOCR (``TextOCR_0.1_{train,val}.json``: ``imgs``, ``anns`` with
             ``points`` [x1, y1, ...] and ``bbox``); ``utf8_string`` "." marks
             illegible text, don't-care. Images: ``file_name`` (``train/<id>.jpg``)
