@@ -131,11 +131,11 @@ def _check_image(summary, where, size, annotation, image_size, min_text_size):
     fitted = (max(1, round(height * scale)), max(1, round(width * scale)))
     maps = db_targets([p * scale for p in annotation.polygons], fitted, annotation.ignore,
                       min_text_size=min_text_size)
-    trained = float(maps.shrink_mask.mean())
+    trained = float(maps.shrink_mask.numpy().mean())  # NumPy: no thread pool for a small sum
     if trained < LOW_TRAINED_SHARE:
         _warn(summary, "low_trained_share", where, f"only {trained:.0%} of the image is trained "
               "on (don't-care regions mask the rest)")
-    return trained, float(maps.shrink_map.mean())
+    return trained, float(maps.shrink_map.numpy().mean())
 
 
 def _spread(values) -> dict | None:
