@@ -71,6 +71,9 @@ def test_problems_and_warnings_are_found_and_named(tmp_path, capsys):
     assert "outside" in problems["train.txt:7"]
     assert any(w.endswith("broken.png") for w in problems)
     assert summary["counts"]["left_out"] == 4 and len(problems) == 4
+    kinds = {p["where"].rsplit("/", 1)[-1]: p["kind"] for p in summary["problems"]}
+    assert kinds == {"train.txt:2": "missing image", "train.txt:3": "malformed record",
+                     "train.txt:7": "malformed record", "broken.png": "unreadable image"}
     # what loads: a, c, d
     assert summary["images"] == 3 and summary["polygons"] == 4
     counts = summary["counts"]
@@ -80,7 +83,7 @@ def test_problems_and_warnings_are_found_and_named(tmp_path, capsys):
     assert counts["tiny"] == 1               # c's one-pixel triangle at 640 / 200 = 3.2x
     text = main(["check-data", "--data", f"paddleocr:{tmp_path / 'train.txt'}"])
     out = capsys.readouterr().out
-    assert text == 1 and "PROBLEM left out" in out and "4 problems" in out
+    assert text == 1 and "PROBLEM missing image" in out and "4 problems" in out
 
 
 def test_tiny_depends_on_the_training_size(tmp_path, capsys):

@@ -4,9 +4,10 @@ Reads the labels as training does, but never stops at the first bad record:
 every record is checked and the findings are summed up.
 
 Problems (``ok`` false, exit code 1: training would stop, or leave data out):
-  malformed records (named by file and line / record), images listed but
-  missing, unreadable images, a declared size that is not the image's, points
-  far outside the image, no care text at all.
+  ``malformed record`` (named by file and line / record: bad syntax or values,
+  a declared size that is not the image's, points far outside the image),
+  ``missing image``, ``unreadable image``, ``no care text`` at all, or
+  ``labels`` (the label file or folder as a whole cannot be read).
 Warnings (training runs, but look):
   ``degenerate`` polygons (fewer than 3 distinct points, dropped by the loader;
   or zero area), ``self_intersecting`` ones (the evaluators drop them),
@@ -37,6 +38,7 @@ from dbnet_fast.engine.data import parse_data_spec, real_dataset
 from dbnet_fast.ops import db_targets
 
 LOW_TRAINED_SHARE = 0.5
+LABEL_SUFFIXES = (".txt", ".json", ".xml")
 EXAMPLES = 20
 """Warnings listed per kind (all are counted)."""
 CARE, DONT_CARE, TINY = (0, 200, 0), (0, 0, 230), (0, 200, 230)  # BGR
@@ -73,7 +75,8 @@ def check_data(data: str, *, split: str = "train", image_size: int = 640,
                                     "message": str(error)})
         return _finish(summary, [], [])
     for where, reason in dataset.skipped:
-        summary["problems"].append({"kind": "left out", "where": where, "message": reason})
+        summary["problems"].append({"kind": _left_out_kind(where, reason), "where": where,
+                                    "message": reason})
     summary["counts"]["left_out"] = len(dataset.skipped)
     if dataset.dropped:
         _warn(summary, "degenerate", str(spec.root), f"{dataset.dropped} polygons with fewer "
@@ -97,6 +100,15 @@ def check_data(data: str, *, split: str = "train", image_size: int = 640,
         summary["pictures"] = _pictures(dataset, Path(pictures), picture_count, image_size,
                                         min_text_size)
     return _finish(summary, trained, text)
+
+
+def _left_out_kind(where: str, reason: str) -> str:
+    """What a dataset's ``skipped`` entry is: the loaders list unreadable images by
+    their path, malformed records (missing images among them) by their record."""
+    if "not found (looked for" in reason:
+        return "missing image"
+    return "unreadable image" if Path(where).is_file() and not where.endswith(
+        LABEL_SUFFIXES) else "malformed record"
 
 
 def _warn(summary: dict, kind: str, where: str, message: str, count: int = 1) -> None:
