@@ -18,7 +18,7 @@ NATIVE_SOURCES := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu'
 ENV_STAMP := $(VENV)/.dbnet_fast-env
 BUILD_STAMP := $(VENV)/.dbnet_fast-build
 
-.PHONY: all env build test demo bench cpp-test cpp-sanitize fuzz wheel clean
+.PHONY: all env build test demo soak bench cpp-test cpp-sanitize fuzz wheel clean
 
 all: build
 
@@ -50,6 +50,10 @@ test: build
 # detections: runs/demo/{eval.json,demo.json,demo_detection.png,metrics.jsonl,last.pt}.
 demo: build
 	$(PY) -m dbnet_fast.cli demo --out runs/demo
+
+# Long run of DBPredictor (2,000 random images): memory flat, no failure (tests/test_soak.py).
+soak: build
+	DBF_SOAK_IMAGES=2000 $(PY) -m pytest tests/test_soak.py -q -s
 
 bench: build
 	$(PY) -m dbnet_fast.cli bench
