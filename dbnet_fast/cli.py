@@ -177,7 +177,7 @@ def _detect(args: argparse.Namespace) -> int:
             limit_type=args.limit_type, pad_to=args.pad_to, thresh=args.thresh,
             box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio, amp=args.amp,
             pictures=not args.no_pictures, workers=args.workers, progress=not args.no_progress,
-            labels=args.labels)
+            labels=args.labels, tiles=args.tiles, compile=args.compile)
     except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
         return _fail("detect", error)  # exit 2: nothing ran; 1 below: some images failed
     except KeyboardInterrupt:  # before the images or while writing the summary
@@ -266,6 +266,11 @@ def _add_detect(commands) -> None:
                    "for PPOCRLabel (copy it into the image folder); mmocr: "
                    "OUT/textdet_prelabel.json; icdar2015: OUT/gts/gt_<stem>.txt")
     p.add_argument("--workers", type=_int_at_least(0), default=2, help="image reading processes")
+    p.add_argument("--tiles", type=int, help="images with a side over this many pixels run at "
+                   "their own scale in overlapping tiles of this side (a multiple of 32), not "
+                   "shrunk: small text on large pages")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (pays off on long runs; see README)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_detect)
 

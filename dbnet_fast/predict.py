@@ -182,12 +182,14 @@ def normalize_input(bgr: np.ndarray, input_norm: str) -> torch.Tensor:
 @dataclass(frozen=True)
 class Preprocessor:
     """Any accepted image -> :class:`PreparedImage`: read or convert to BGR, resize by
-    the policy, normalise. Small and picklable: DataLoader workers get a copy."""
+    the policy, normalise. Small and picklable: DataLoader workers get a copy.
+    ``tile_size``: an image with a side over it keeps its own size (run in tiles)."""
 
     limit_side_len: int = 960
     limit_type: str = "max"
     input_norm: str = "imagenet"
     color: str | None = None
+    tile_size: int | None = None
 
     def __post_init__(self):
         inference_size(32, 32, self.limit_side_len, self.limit_type)  # validates both
@@ -233,6 +235,8 @@ class Preprocessor:
     def from_bgr(self, bgr: np.ndarray) -> PreparedImage:
         """An (H, W, 3) uint8 BGR array resized by the policy and normalised."""
         height, width = bgr.shape[:2]
+        if self.tile_size is not None and max(height, width) > self.tile_size:
+            return PreparedImage(normalize_input(bgr, self.input_norm), (height, width))
         h, w = inference_size(height, width, self.limit_side_len, self.limit_type)
         if (h, w) != (height, width):
             bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -311,7 +315,8 @@ class DBPredictor:
         self.preprocess = Preprocessor(
             defaults["limit_side_len"] if limit_side_len is None else limit_side_len,
             defaults["limit_type"] if limit_type is None else limit_type,
-            getattr(self.model, "input_norm", "imagenet"), color)
+            getattr(self.model, "input_norm", "imagenet"), color,
+            None if self.tiling is None else self.tiling.size)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DBPredictor: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 32 or pad_to % 32:
@@ -346,12 +351,7 @@ class DBPredictor:
     def prepare(self, image) -> PreparedImage:
         """Reads / converts, resizes and normalises one image (:class:`Preprocessor`);
         with ``tiles``, an image too large for one tile is kept at its own size."""
-        if self.tiling is None:
-            return self.preprocess(image)
-        bgr = self.preprocess.to_bgr(image)
-        if max(bgr.shape[:2]) <= self.tiling.size:
-            return self.preprocess.from_bgr(bgr)
-        return PreparedImage(normalize_input(bgr, self.preprocess.input_norm), bgr.shape[:2])
+        return self.preprocess(image)
 
     def is_tiled(self, item: PreparedImage) -> bool:
         return self.tiling is not None and max(item.tensor.shape[1:]) > self.tiling.size

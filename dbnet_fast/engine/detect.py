@@ -119,7 +119,8 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
                  limit_type: str | None = None, pad_to: int = 32, thresh: float | None = None,
                  box_thresh: float | None = None, unclip_ratio: float | None = None,
                  amp: bool = False, pictures: bool = True, workers: int = 2,
-                 progress: bool = True, labels: str | None = None) -> dict:
+                 progress: bool = True, labels: str | None = None, tiles: int | None = None,
+                 compile: bool = False) -> dict:
     """Detects text in images (files, or folders of them) and writes the outputs
     described in the module documentation. ``model``: a checkpoint path or
     ``"ppocr-v4"``. Returns the counts of all processes: ``images``, ``done``,
@@ -127,7 +128,8 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
     ``interrupted`` (Ctrl-C): then the counts are this process's alone.
     ``labels``: also write the detections as label files of that format
     (:func:`dbnet_fast.engine.prelabel.write_labels`; the main process, from the
-    images' JSON of this run), named in the result's ``labels``."""
+    images' JSON of this run), named in the result's ``labels``. ``tiles``,
+    ``compile``: as :class:`~dbnet_fast.predict.DBPredictor`'s."""
     from dbnet_fast.engine import distributed
 
     paths = list(dict.fromkeys(_resolve(p) for p in list_images(inputs)))  # each file once
@@ -145,7 +147,8 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
                                      ("unclip_ratio", unclip_ratio)) if v is not None}
         predictor = DBPredictor(model, ctx.device, limit_side_len=limit_side_len,
                                 limit_type=limit_type, batch_size=batch_size, pad_to=pad_to,
-                                amp=amp, postprocess={**options, "output": output})
+                                amp=amp, postprocess={**options, "output": output},
+                                tiles=tiles, compile=compile)
         out.mkdir(parents=True, exist_ok=True)
         started = time.time()
         mine = list(range(ctx.rank, len(paths), ctx.world_size))
