@@ -118,7 +118,8 @@ report() {
   within "$PY" benchmarks/report.py --device "$device" --rounds $rounds --json "$json" "$@" >> "$OUT/log.txt" 2>&1
 }
 ops() {
-  local select="bench_binarize or bench_loss or bench_targets_batch or bench_boxes_cuda"
+  # (torch.compile's peers left out: their compilations would cost the budget a few minutes)
+  local select="((bench_binarize or bench_loss) and not compiled) or bench_targets_batch or bench_boxes_cuda"
   [ $DRY -eq 1 ] && select="bench_binarize and float32 and forward and not backward and (dbnet_fast or copy)"
   report cuda "$OUT/ops.json" -k "$select"
 }

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # distribution: what the check loses without it
 NEEDED = {
     "numpy": "everything", "tqdm": "dbnet_fast", "opencv-python-headless": "dbnet_fast",
-    "shapely": "dbnet_fast (polygon geometry)",
+    "shapely": "dbnet_fast.metrics, which dbnet_fast.engine imports (tests, training rows)",
     "pyclipper": "the reference label maps and post-processing (tests, label-map rows)",
     "rapidocr-onnxruntime": "PaddleOCR's DBPostProcess oracle and the PP-OCRv4 ONNX weights "
                             "(post-processing tests, DBPredictor rows)",
