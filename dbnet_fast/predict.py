@@ -265,8 +265,9 @@ class DBPredictor:
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a
             ``torch.device``; model and post-processing run there.
         limit_side_len, limit_type: the resize policy
-            (:func:`~dbnet_fast.data.transforms.inference_size`). Default: the
-            long side at most 960 (PaddleOCR's inference setting).
+            (:func:`~dbnet_fast.data.transforms.inference_size`). Default: a
+            pretrained model's own setting, else the long side at most 960
+            (PaddleOCR's inference setting).
         batch_size: images per forward pass.
         pad_to: each input is padded to a multiple of this (a multiple of 32);
             images of the same padded size share batches (module documentation).
@@ -277,8 +278,9 @@ class DBPredictor:
             None: BGR for arrays (as ``cv2.imread``), RGB for tensors (as
             ``torchvision.io.read_image``). Files are always read correctly.
         postprocess: a :class:`DBPostProcessor`, or a dict of its fields that
-            update the defaults (thresh 0.3, box_thresh 0.6, unclip_ratio 1.5;
-            a checkpoint's own training settings when it has them).
+            update the defaults (a pretrained model's own settings; else thresh
+            0.3, box_thresh 0.6, unclip_ratio 1.5, or a checkpoint's own training
+            settings when it has them).
 
     Call: ``predictor(images)`` with one image or a list; each a path, an
     (H, W, 3) / (H, W) / (H, W, 4) uint8 NumPy array or a (3, H, W) / (H, W)

@@ -84,12 +84,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--json")
     parser.add_argument("--finetuned", metavar="CKPT")
+    parser.add_argument("--models", nargs="+", choices=tuple(MODELS), default=tuple(MODELS))
     args = parser.parse_args()
     if args.finetuned:
         finetuned(args.finetuned, args.images, args.size)
         return
     rows = []
-    for name in MODELS:
+    for name in args.models:
         try:
             default_onnx_path(name)
         except FileNotFoundError as error:
