@@ -419,7 +419,7 @@ def markdown(data: dict) -> str:
     sizes = data["sizes"]
     where = f"{data['device']}{' (CUDA kernels emulated on the host)' if data.get('emulated') else ''}"
     lines = [f"Training on {where}, {sizes['size']}x{sizes['size']}, batch {sizes['batch']}, "
-             f"median of {sizes['steps']} steps; {data['machine']}", ""]
+             f"median of {sizes['steps']} timed step(s); {data['machine']}", ""]
     lines += ["| model | precision | loss | ms/step | images/s | fused is x faster | loss ms | "
               "loss share of step |", "|---|---|---|---:|---:|---:|---:|---:|"]
     by_key = {(r["model"], r["precision"], r["loss"]): r for r in data["train"]}

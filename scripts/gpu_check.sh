@@ -124,7 +124,7 @@ ops() {
   report cuda "$OUT/ops.json" -k "$select"
 }
 predict() {
-  local select="bench_predict"; [ $DRY -eq 1 ] && select="bench_predict and r18 and (dbnet_fast or paddleocr_postprocess)"
+  local select="bench_predict"; [ $DRY -eq 1 ] && select="bench_predict and r18 and dbnet_fast"
   report cuda "$OUT/predict.json" -k "$select"
 }
 
