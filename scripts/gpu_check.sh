@@ -63,7 +63,11 @@ step() {
   fi
   summary
 }
-within() { timeout --kill-after=10 "$(left)" "$@"; }  # a command in the time left
+within() {  # a command in the time left (timeout 0 would mean no limit)
+  local seconds; seconds=$(left)
+  [ "$seconds" -gt 0 ] || return 124
+  timeout --kill-after=10 "$seconds" "$@"
+}
 
 packages() {
   if compgen -G ".whl/*.whl" > /dev/null; then
@@ -92,6 +96,7 @@ build() {
   # the build must be this checkout's, with its CUDA kernels and their host emulation
   within "$PY" -c 'import json, dbnet_fast; from dbnet_fast.testing import emulated_module; emulated_module(); info = dbnet_fast.build_info(); print(json.dumps(info)); assert info["with_cuda"], "no CUDA kernels"' \
     >> "$OUT/build.log" 2>&1 || { tail -n 20 "$OUT/build.log"; return 1; }
+  "$PY" -m dbnet_fast.cli info >> "$OUT/log.txt" 2>&1
 }
 
 tests() {
@@ -128,8 +133,7 @@ predict() {
   report cuda "$OUT/predict.json" -k "$select"
 }
 
-{ echo "# gpu_check $(date -u +%FT%TZ) (dry run: $DRY, budget ${BUDGET} s)"; "$PY" -m dbnet_fast.cli info; } \
-  > "$OUT/log.txt" 2>&1
+echo "# gpu_check $(date -u +%FT%TZ) (dry run: $DRY, budget ${BUDGET} s)" > "$OUT/log.txt"
 step packages packages
 step build build || true
 if grep -q '^build|0|' "$WORK/status"; then

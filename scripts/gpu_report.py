@@ -94,9 +94,6 @@ def _bench_table(data: dict) -> list[str]:
 
 
 def summary(out: Path, status: Path, packages: Path | None) -> str:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_train_cuda import markdown as training_tables
-
     lines = [f"# GPU check {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}", "",
              "| step | exit | seconds |", "|---|---|---:|"]
     for line in status.read_text().splitlines() if status.exists() else []:
@@ -114,7 +111,10 @@ def summary(out: Path, status: Path, packages: Path | None) -> str:
         lines += [f"| {r['case']} | {r['outputs']} | {r['max_abs_diff']:.3g} | {'ok' if r['ok'] else 'FAIL'} |"
                   for r in compare["rows"]]
     train = _read_json(out / "train.json")
-    if train:
+    if train:  # (written only once the build imports: before it, this summary needs no torch)
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_train_cuda import markdown as training_tables
+
         lines += ["", "## Training", "", training_tables(train)]
     for name, title in (("ops", "Op rows"), ("predict", "DBPredictor end to end")):
         data = _read_json(out / f"{name}.json")
