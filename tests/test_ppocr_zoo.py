@@ -184,3 +184,21 @@ def test_bad_files_are_refused_whole(name, tmp_path):
     tensor.CopyFrom(onnx.numpy_helper.from_array(np.full(shape, np.nan, np.float32), tensor.name))
     onnx.save(graph, str(wrong))
     refused(wrong, "NaN")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs[n]) for n in MODELS])
+def test_init_loads_paddleocr_weights_and_keeps_a_fresh_threshold_head(name):
+    """train --init NAME: build_model(NAME) + initialise(model, NAME) holds the
+    pretrained weights everywhere but the threshold head (which the export lacks)."""
+    from dbnet_fast.engine.checkpoint import build_model, initialise
+
+    model = build_model(name)
+    fresh = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("thresh_head.")}
+    initialise(model, name)
+    pretrained = load_ppocr_det(name, input_norm="imagenet").state_dict()
+    for key, value in model.state_dict().items():
+        expected = fresh[key] if key.startswith("thresh_head.") else pretrained[key]
+        assert torch.equal(value, expected), key
+    other = next(n for n in MODELS if n != name)
+    with pytest.raises(ValueError, match=f"init '{other}' needs arch '{other}'"):
+        initialise(model, other)
