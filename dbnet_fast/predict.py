@@ -457,7 +457,32 @@ class DBPredictor:
         chunk = self.batch_size * CHUNK_BATCHES
         for start in range(0, len(images), chunk):
             results += self.run([self.prepare(image) for image in images[start:start + chunk]])
+        release_freed_memory()
         return results
+
+
+def _malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hands the C heap's free memory back to the system (glibc's malloc_trim).
+
+    Images of ever new sizes leave freed blocks of ever new sizes; glibc keeps
+    them, and its mmap threshold rises to 32 MB after large frees, so the
+    resident memory of a long run climbed by about 30 MB per call of four large
+    images (800 to 1,430 MB in 20 calls); trimmed after each call it stays flat
+    (tests/test_soak.py). No-op without glibc."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 CHUNK_BATCHES = 4

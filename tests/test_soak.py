@@ -57,7 +57,7 @@ def test_soak_memory_flat_no_failure_same_results():
     first = predictor(probe)[0]
     largest = np.full((4000, 4000, 3), 128, np.uint8)  # the warm-up sees the largest inputs
     predictor([largest, largest[:, :, 0].copy()])
-    warmup = max(10, IMAGES // 10)
+    warmup = max(40, IMAGES // 10)
     batch = 4
     baseline, peak, done = None, 0.0, 0
     while done < IMAGES:
