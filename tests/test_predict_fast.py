@@ -195,3 +195,26 @@ def test_compiled_predictor_gives_the_eager_boxes():
 def test_postprocessor_of_predictor_unchanged_by_tiles():
     assert DBPredictor(_LocalInk(), "cpu", tiles=512).postprocessor == \
         DBPostProcessor(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5)
+
+
+def test_detect_tiles_in_reading_workers_match_the_predictor(tmp_path):
+    """detect's workers prepare large images at their own size for the tiles."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    import json
+
+    import cv2
+
+    from dbnet_fast.engine.detect import detect_files
+
+    page = np.full((700, 1100, 3), 255, np.uint8)
+    cv2.putText(page, "tiles across borders", (60, 380), cv2.FONT_HERSHEY_SIMPLEX, 1.6,
+                (0, 0, 0), 3)
+    cv2.imwrite(str(tmp_path / "page.png"), page)
+    result = detect_files([tmp_path / "page.png"], tmp_path / "out", "ppocr-v4", device="cpu",
+                          tiles=512, pictures=False, workers=1, progress=False)
+    assert result["done"] == 1 and result["failed"] == 0
+    record = json.loads((tmp_path / "out" / "page.json").read_text())
+    expected = DBPredictor("ppocr-v4", "cpu", tiles=512)(page)[0]
+    assert record["count"] == len(expected) >= 1
+    got = np.array([d["points"] for d in record["detections"]])
+    np.testing.assert_allclose(got, expected.boxes.numpy(), atol=0.01)
