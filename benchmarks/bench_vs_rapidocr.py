@@ -195,7 +195,8 @@ def bench_vs_rapidocr(benchmark, device, name, variant, tmp_path_factory):
     encoded = encoded_images()
     if variant == "rapidocr":
         folder = str(tmp_path_factory.getbasetemp())
-        detect = _cached((name, "rapidocr"), lambda: rapidocr_detector(name, onnx_file(name, folder)))
+        detect = _cached((name, "rapidocr"),
+                         lambda: rapidocr_detector(name, onnx_file(name, folder)))
         step, role = (lambda: [detect(decode(e)) for e in encoded]), "baseline"
     else:
         pred = _cached((name, variant), lambda: predictor(name, device))
@@ -257,7 +258,8 @@ def gpu_table(rounds: int, models: list[str]) -> list[dict]:
     """DBPredictor batch 1 and 16 on CUDA against onnxruntime's CUDA provider, images/s
     on 16 images (the four real images, each at four scales)."""
     encoded = encoded_images()
-    images = [cv2.resize(decode(e), None, fx=s, fy=s) for e in encoded for s in (0.6, 0.8, 1.0, 1.3)]
+    images = [cv2.resize(decode(e), None, fx=s, fy=s)
+              for e in encoded for s in (0.6, 0.8, 1.0, 1.3)]
     cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
     rows = []
     with tempfile.TemporaryDirectory() as folder:

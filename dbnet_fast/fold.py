@@ -84,7 +84,8 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     bias = shift if conv.bias is None else conv.bias.double() * scale + shift
     conv.weight.copy_(weight.to(conv.weight.dtype))
     if conv.bias is None:
-        conv.bias = nn.Parameter(bias.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
+        conv.bias = nn.Parameter(bias.to(conv.weight.dtype),
+                                 requires_grad=conv.weight.requires_grad)
     else:
         conv.bias.copy_(bias.to(conv.bias.dtype))
 

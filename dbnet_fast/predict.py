@@ -526,7 +526,8 @@ class Tiling:
         if self.overlap is None:
             object.__setattr__(self, "overlap", size // 4)
         overlap = self.overlap
-        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= size // 2:
+        if isinstance(overlap, bool) or not isinstance(overlap, int) \
+                or not 0 <= overlap <= size // 2:
             raise ValueError(f"DBPredictor: tile_overlap must be an int in [0, tiles / 2 = "
                              f"{size // 2}], got {overlap!r}")
 
