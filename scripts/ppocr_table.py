@@ -40,12 +40,13 @@ def exported_parameters(model: PPOCRDet) -> int:
                + list(layer.named_buffers(recurse=False)) if name != "num_batches_tracked")
 
 
-def row(name: str, images: int, size: int) -> dict:
+def row(name: str, images: int, size: int, post_of: str | None = None) -> dict:
     spec = MODELS[name]
     pretrained = load_ppocr_det(name)
     imagenet = PPOCRDet(name, input_norm="imagenet")
     imagenet.load_state_dict(pretrained.state_dict())
-    post = DBPostProcessor(**{k: v for k, v in spec.settings.items() if not k.startswith("limit")})
+    settings = MODELS[post_of or name].settings
+    post = DBPostProcessor(**{k: v for k, v in settings.items() if not k.startswith("limit")})
     dataset = eval_dataset(parse_data_spec("synthetic"), synth_images=images, synth_size=size)
     metrics = evaluate(imagenet, dataset, post)
     data = np.load(real_maps_path())
@@ -85,6 +86,8 @@ def main() -> None:
     parser.add_argument("--json")
     parser.add_argument("--finetuned", metavar="CKPT")
     parser.add_argument("--models", nargs="+", choices=tuple(MODELS), default=tuple(MODELS))
+    parser.add_argument("--post-of", choices=tuple(MODELS),
+                        help="score every model with this model's post-processing settings")
     args = parser.parse_args()
     if args.finetuned:
         finetuned(args.finetuned, args.images, args.size)
@@ -96,7 +99,7 @@ def main() -> None:
         except FileNotFoundError as error:
             print(f"{name}: skipped ({error})")
             continue
-        rows.append(row(name, args.images, args.size))
+        rows.append(row(name, args.images, args.size, args.post_of))
         r = rows[-1]
         print(f"| {r['title']} (`{name}`) | {r['parameters']:,} | {r['hmean']:.3f} "
               f"(P {r['precision']:.3f}, R {r['recall']:.3f}) | "
