@@ -2,7 +2,7 @@
 and how many times faster our op is (variant / ours); for the memory-limit row,
 the share of the copy's bandwidth that our op reaches (copy / ours).
 
-    python benchmarks/report.py [--quick] [--device cpu|cuda] [-k EXPR] [--json PATH] [--cpu avx2]
+    python benchmarks/report.py [--quick] [--device cpu|cuda] [-k EXPR] [--json PATH] [--cpu avx2] [--cpu-time]
 
 --cpu avx2 measures an AVX2-only CPU (no AVX-512) on an AVX-512 one: our kernels'
 avx2 variant (DBNET_FAST_CPU_VARIANT) against references limited the same way
@@ -41,6 +41,8 @@ def run_suites(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.json"
         command = [sys.executable, "-m", "pytest", str(HERE), "-q", f"--benchmark-json={raw}"]
+        if args.cpu_time:
+            command.append("--benchmark-timer=time.process_time")
         selectors = [s for s in (args.k, args.device) if s]
         if selectors:
             command += ["-k", " and ".join(f"({s})" for s in selectors)]
@@ -118,6 +120,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=Path("bench-results/bench.json"),
                         help="where to write the summary (default: %(default)s)")
     parser.add_argument("--cpu", choices=["avx2"], help="run as on a CPU without AVX-512 (see above)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time the process's CPU time, not wall time (on a busy machine; CPU only)")
     args = parser.parse_args(argv)
     if args.cpu == "avx2":
         os.environ.update(avx2_environment())  # before torch loads, here and in the suites
