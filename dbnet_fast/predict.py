@@ -41,13 +41,14 @@ import numpy as np
 import torch
 
 from dbnet_fast.data.transforms import inference_size, normalize
-from dbnet_fast.engine.checkpoint import PPOCR_ARCH, unwrap
+from dbnet_fast.engine.checkpoint import PPOCR_ARCHS, unwrap
 from dbnet_fast.engine.precision import autocast, resolve_amp
+from dbnet_fast.fold import fold_batchnorm
 from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
 COLORS = ("bgr", "rgb")
-PPOCR_MODEL = PPOCR_ARCH
-"""``model_or_checkpoint`` name of PaddleOCR's pretrained PP-OCRv4 mobile detector."""
+PPOCR_MODELS = PPOCR_ARCHS
+"""``model_or_checkpoint`` names of PaddleOCR's pretrained detectors (ppocr-v4, ...)."""
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
 # PaddleOCR's inference settings; a checkpoint's own thresholds replace these.
@@ -137,22 +138,34 @@ def load_model(model_or_checkpoint, device="cpu"):
     from dbnet_fast.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
     if isinstance(model_or_checkpoint, torch.nn.Module):
-        return unwrap(model_or_checkpoint).to(device), dict(_DEFAULTS)
-    if model_or_checkpoint == PPOCR_MODEL:
+        model = unwrap(model_or_checkpoint).to(device)
+        return model, _model_defaults(model)
+    if isinstance(model_or_checkpoint, str) and model_or_checkpoint in PPOCR_MODELS:
         from dbnet_fast.model import load_ppocr_det
 
-        return load_ppocr_det().to(device).eval(), dict(_DEFAULTS)
+        model = load_ppocr_det(model_or_checkpoint).to(device).eval()
+        return model, _model_defaults(model)
     if not isinstance(model_or_checkpoint, (str, os.PathLike)):
-        raise TypeError(f"DBPredictor: model_or_checkpoint must be a torch.nn.Module, "
-                        f"{PPOCR_MODEL!r} or a checkpoint path, got "
+        raise TypeError(f"DBPredictor: model_or_checkpoint must be a torch.nn.Module, one of "
+                        f"{PPOCR_MODELS} or a checkpoint path, got "
                         f"{type(model_or_checkpoint).__name__}")
     state = load_checkpoint(model_or_checkpoint)
     model = model_from_checkpoint(state, device)
     trained = state.get("config", {})
-    defaults = dict(_DEFAULTS)
+    defaults = _model_defaults(model)
     defaults.update({k: trained[k] for k in ("thresh", "box_thresh", "unclip_ratio")
                      if isinstance(trained.get(k), (int, float))})
     return model, defaults
+
+
+def _model_defaults(model: torch.nn.Module) -> dict:
+    """A PaddleOCR detector's own inference settings (its ``name`` in the zoo), else
+    :data:`_DEFAULTS`."""
+    from dbnet_fast.model.paddle.zoo import MODELS
+
+    name = getattr(model, "name", None)
+    return dict(MODELS[name].settings) if isinstance(name, str) and name in MODELS \
+        else dict(_DEFAULTS)
 
 
 def normalize_input(bgr: np.ndarray, input_norm: str) -> torch.Tensor:
@@ -169,12 +182,14 @@ def normalize_input(bgr: np.ndarray, input_norm: str) -> torch.Tensor:
 @dataclass(frozen=True)
 class Preprocessor:
     """Any accepted image -> :class:`PreparedImage`: read or convert to BGR, resize by
-    the policy, normalise. Small and picklable: DataLoader workers get a copy."""
+    the policy, normalise. Small and picklable: DataLoader workers get a copy.
+    ``tile_size``: an image with a side over it keeps its own size (run in tiles)."""
 
     limit_side_len: int = 960
     limit_type: str = "max"
     input_norm: str = "imagenet"
     color: str | None = None
+    tile_size: int | None = None
 
     def __post_init__(self):
         inference_size(32, 32, self.limit_side_len, self.limit_type)  # validates both
@@ -215,8 +230,13 @@ class Preprocessor:
         return np.ascontiguousarray(array[:, :, ::-1] if color == "rgb" else array)
 
     def __call__(self, image) -> PreparedImage:
-        bgr = self.to_bgr(image)
+        return self.from_bgr(self.to_bgr(image))
+
+    def from_bgr(self, bgr: np.ndarray) -> PreparedImage:
+        """An (H, W, 3) uint8 BGR array resized by the policy and normalised."""
         height, width = bgr.shape[:2]
+        if self.tile_size is not None and max(height, width) > self.tile_size:
+            return PreparedImage(normalize_input(bgr, self.input_norm), (height, width))
         h, w = inference_size(height, width, self.limit_side_len, self.limit_type)
         if (h, w) != (height, width):
             bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -237,14 +257,17 @@ class DBPredictor:
     """Batched text detection with a DB model (see the module documentation).
 
     Args:
-        model_or_checkpoint: a DBNet / PPOCRDet module, ``"ppocr-v4"`` (PaddleOCR's
-            pretrained detector, :func:`~dbnet_fast.model.load_ppocr_det`) or the
+        model_or_checkpoint: a DBNet / PPOCRDet module, ``"ppocr-v4"``,
+            ``"ppocr-v5"``, ``"ppocr-v6-small"`` (PaddleOCR's pretrained detectors,
+            :func:`~dbnet_fast.model.load_ppocr_det`; each with its own pipeline's
+            settings as defaults, :data:`~dbnet_fast.model.paddle.zoo.MODELS`) or the
             path of a checkpoint written by ``dbnet-fast train``.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a
             ``torch.device``; model and post-processing run there.
         limit_side_len, limit_type: the resize policy
-            (:func:`~dbnet_fast.data.transforms.inference_size`). Default: the
-            long side at most 960 (PaddleOCR's inference setting).
+            (:func:`~dbnet_fast.data.transforms.inference_size`). Default: a
+            pretrained model's own setting, else the long side at most 960
+            (PaddleOCR's inference setting).
         batch_size: images per forward pass.
         pad_to: each input is padded to a multiple of this (a multiple of 32);
             images of the same padded size share batches (module documentation).
@@ -255,27 +278,47 @@ class DBPredictor:
             None: BGR for arrays (as ``cv2.imread``), RGB for tensors (as
             ``torchvision.io.read_image``). Files are always read correctly.
         postprocess: a :class:`DBPostProcessor`, or a dict of its fields that
-            update the defaults (thresh 0.3, box_thresh 0.6, unclip_ratio 1.5;
-            a checkpoint's own training settings when it has them).
+            update the defaults (a pretrained model's own settings; else thresh
+            0.3, box_thresh 0.6, unclip_ratio 1.5, or a checkpoint's own training
+            settings when it has them).
 
     Call: ``predictor(images)`` with one image or a list; each a path, an
     (H, W, 3) / (H, W) / (H, W, 4) uint8 NumPy array or a (3, H, W) / (H, W)
     uint8 tensor, or a (B, 3, H, W) uint8 tensor. Returns a list of Detections in the input order (a list
-    also for a single image).
+    also for a single image). Images are prepared and run ``CHUNK_BATCHES`` batches
+    at a time, so a long list needs the memory of a few batches only, and each
+    image runs at exactly the input size it has alone (:meth:`model_inputs`).
+
+    Large images (``tiles``): an image with a side over ``tiles`` pixels is not
+    shrunk; it runs at its own scale in overlapping ``tiles`` x ``tiles`` tiles
+    (:class:`Tiling`), batched, whose maps are stitched into one map of the whole
+    image before post-processing, so a word across a tile border is one box.
+    Smaller images follow the resize policy as without tiles.
+
+    ``compile=True``: the model runs under ``torch.compile`` (dynamic shapes);
+    the first call of a run pays the compilation (see README for the figures).
     """
 
     def __init__(self, model_or_checkpoint, device="auto", *, limit_side_len: int | None = None,
                  limit_type: str | None = None, batch_size: int = 8, pad_to: int = 32,
                  amp: bool = False, color: str | None = None,
-                 postprocess: DBPostProcessor | dict | None = None):
+                 postprocess: DBPostProcessor | dict | None = None, tiles: int | None = None,
+                 tile_overlap: int | None = None, compile: bool = False):
         from dbnet_fast.engine.distributed import resolve_device
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model, defaults = load_model(model_or_checkpoint, self.device)
+        if not isinstance(model_or_checkpoint, torch.nn.Module):
+            fold_batchnorm(self.model)  # our own copy, for inference only: same maps, less work
+        self.tiling = None if tiles is None else Tiling(tiles, tile_overlap)
+        if not isinstance(compile, bool):
+            raise TypeError(f"DBPredictor: compile must be True or False, got {compile!r}")
+        self.forward = compiled_forward(self.model) if compile else self.model
         self.preprocess = Preprocessor(
             defaults["limit_side_len"] if limit_side_len is None else limit_side_len,
             defaults["limit_type"] if limit_type is None else limit_type,
-            getattr(self.model, "input_norm", "imagenet"), color)
+            getattr(self.model, "input_norm", "imagenet"), color,
+            None if self.tiling is None else self.tiling.size)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DBPredictor: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 32 or pad_to % 32:
@@ -308,8 +351,12 @@ class DBPredictor:
     # ------------------------------------------------------------------ preparing
 
     def prepare(self, image) -> PreparedImage:
-        """Reads / converts, resizes and normalises one image (:class:`Preprocessor`)."""
+        """Reads / converts, resizes and normalises one image (:class:`Preprocessor`);
+        with ``tiles``, an image too large for one tile is kept at its own size."""
         return self.preprocess(image)
+
+    def is_tiled(self, item: PreparedImage) -> bool:
+        return self.tiling is not None and max(item.tensor.shape[1:]) > self.tiling.size
 
     # ------------------------------------------------------------------ running
 
@@ -321,10 +368,29 @@ class DBPredictor:
     def batches(self, prepared: Sequence[PreparedImage]) -> list[list[int]]:
         """Indices into ``prepared`` grouped into the batches that will run."""
         groups: dict[tuple[int, int], list[int]] = {}
+        tiled = []
         for i, item in enumerate(prepared):
-            groups.setdefault(self.padded_size(item), []).append(i)
+            if self.is_tiled(item):
+                tiled.append([i])  # its tiles make their own batches
+            else:
+                groups.setdefault(self.padded_size(item), []).append(i)
         return [g[i:i + self.batch_size] for _, g in sorted(groups.items())
-                for i in range(0, len(g), self.batch_size)]
+                for i in range(0, len(g), self.batch_size)] + tiled
+
+    def model_inputs(self, prepared: Sequence[PreparedImage]) -> list[tuple[int, int, int]]:
+        """The (batch, height, width) of every forward pass :meth:`run` makes for
+        ``prepared``: an image's own input size (or its tiles') whatever else is in
+        the call."""
+        shapes = []
+        for indices in self.batches(prepared):
+            if self.is_tiled(prepared[indices[0]]):
+                windows = self.tiling.windows(*prepared[indices[0]].tensor.shape[1:])
+                h, w = windows[0][1] - windows[0][0], windows[0][3] - windows[0][2]
+                shapes += [(len(windows[i:i + self.batch_size]), h, w)
+                           for i in range(0, len(windows), self.batch_size)]
+            else:
+                shapes.append((len(indices), *self.padded_size(prepared[indices[0]])))
+        return shapes
 
     @torch.no_grad()
     def run(self, prepared: Sequence[PreparedImage]) -> list[Detections]:
@@ -341,7 +407,9 @@ class DBPredictor:
             self.model.eval()
             try:
                 for indices in self.batches(prepared):
-                    found = self._run_batch([prepared[i] for i in indices])
+                    items = [prepared[i] for i in indices]
+                    found = (self._run_tiled(items[0]) if self.is_tiled(items[0])
+                             else self._run_batch(items))
                     for i, detections in zip(indices, found):
                         results[i] = detections
             finally:
@@ -351,14 +419,31 @@ class DBPredictor:
     def _run_batch(self, items: list[PreparedImage]) -> list[Detections]:
         shapes = [tuple(p.tensor.shape[1:]) for p in items]
         height, width = self.padded_size(items[0])  # the same for the whole batch
-        images = torch.zeros(len(items), 3, height, width, dtype=torch.float32)
-        for b, p in enumerate(items):
-            images[b, :, :shapes[b][0], :shapes[b][1]] = p.tensor
-        images = images.to(self.device, non_blocking=True)
+        if len(items) == 1 and shapes[0] == (height, width):
+            images = items[0].tensor[None]  # nothing to pad: no copy
+        else:
+            images = torch.zeros(len(items), 3, height, width, dtype=torch.float32)
+            for b, p in enumerate(items):
+                images[b, :, :shapes[b][0], :shapes[b][1]] = p.tensor
+        prob = self._forward(images)
+        return postprocess_padded(self.postprocessor, prob, shapes, [p.size for p in items])
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.amp):
-            prob = self.model(images)
-        return postprocess_padded(self.postprocessor, prob.float(), shapes,
-                                  [p.size for p in items])
+            return self.forward(images.to(self.device, non_blocking=True)).float()
+
+    def _run_tiled(self, item: PreparedImage) -> list[Detections]:
+        """One large image: its tiles through the model in batches, their maps
+        stitched (:meth:`Tiling.stitch`), post-processed as one map."""
+        height, width = item.tensor.shape[1:]
+        windows = self.tiling.windows(height, width)
+        maps = []
+        for i in range(0, len(windows), self.batch_size):
+            tiles = torch.stack([self.tiling.cut(item.tensor, window)
+                                 for window in windows[i:i + self.batch_size]])
+            maps += list(self._forward(tiles)[:, 0])
+        prob = self.tiling.stitch(maps, windows, height, width)
+        return self.postprocessor(prob[None], sizes=[item.size])
 
     def __call__(self, images) -> list[Detections]:
         if isinstance(images, torch.Tensor) and images.dim() == 4:
@@ -368,4 +453,122 @@ class DBPredictor:
         elif not isinstance(images, (list, tuple)):
             raise TypeError(f"DBPredictor: images must be an image (path, array, tensor) or a "
                             f"list or tuple of them, got {type(images).__name__}")
-        return self.run([self.prepare(image) for image in images])
+        results: list[Detections] = []
+        chunk = self.batch_size * CHUNK_BATCHES
+        for start in range(0, len(images), chunk):
+            results += self.run([self.prepare(image) for image in images[start:start + chunk]])
+        release_freed_memory()
+        return results
+
+
+def _malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hands the C heap's free memory back to the system (glibc's malloc_trim).
+
+    Images of ever new sizes leave freed blocks of ever new sizes; glibc keeps
+    them, and its mmap threshold rises to 32 MB after large frees, so the
+    resident memory of a long run climbed by about 30 MB per call of four large
+    images (800 to 1,430 MB in 20 calls); trimmed after each call it stays flat
+    (tests/test_soak.py). No-op without glibc."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+CHUNK_BATCHES = 4
+"""Batches' worth of images prepared before running: size grouping works within one."""
+
+
+def compiled_forward(model: torch.nn.Module):
+    """``model`` under torch.compile with dynamic shapes (one graph for all sizes)."""
+    return torch.compile(model, dynamic=True)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Overlapping square tiles of a large image and the stitching of their maps.
+
+    Along each side of length ``L > size`` the tiles start at evenly spaced
+    offsets, ``ceil((L - overlap) / (size - overlap))`` of them, the first at 0
+    and the last ending at ``L``, so neighbours overlap by at least ``overlap``
+    pixels; a side within ``size`` is one tile of that side rounded up to a
+    multiple of 32 (zero padding after normalisation, the mean colour). Each
+    pixel of the stitched map comes from the one tile it is deepest inside (the
+    cut runs through the middle of each overlap), so every tile's map is used
+    at least ``overlap / 2`` pixels away from its borders, where the model sees
+    the context on both sides, and no pixel is counted twice.
+
+    Args:
+        size: tile side in pixels, a multiple of 32 (>= 64).
+        overlap: pixels shared by neighbouring tiles, 0 <= overlap <= size / 2;
+            None: size / 4. It should exceed the height of the largest text, so
+            that the cut never passes a word's ends on both tiles' borders.
+    """
+
+    size: int
+    overlap: int | None = None
+
+    def __post_init__(self):
+        size = self.size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 64 or size % 32:
+            raise ValueError(f"DBPredictor: tiles must be a multiple of 32 of at least 64 "
+                             f"(the tile side in pixels), got {size!r}")
+        if self.overlap is None:
+            object.__setattr__(self, "overlap", size // 4)
+        overlap = self.overlap
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= size // 2:
+            raise ValueError(f"DBPredictor: tile_overlap must be an int in [0, tiles / 2 = "
+                             f"{size // 2}], got {overlap!r}")
+
+    def starts(self, length: int) -> list[int]:
+        if length <= self.size:
+            return [0]
+        count = -(-(length - self.overlap) // (self.size - self.overlap))
+        count = max(count, 2)
+        return [round(i * (length - self.size) / (count - 1)) for i in range(count)]
+
+    def span(self, length: int) -> int:
+        return self.size if length > self.size else -(-length // 32) * 32
+
+    def windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """(top, bottom, left, right) of each tile, row by row; bottom / right may
+        pass the image on a side shorter than a tile (padded there)."""
+        th, tw = self.span(height), self.span(width)
+        return [(y, y + th, x, x + tw) for y in self.starts(height) for x in self.starts(width)]
+
+    @staticmethod
+    def cut(image: torch.Tensor, window) -> torch.Tensor:
+        """The (3, size, size) tile of a (3, H, W) image, zero-padded past its edges."""
+        top, bottom, left, right = window
+        tile = image[:, top:bottom, left:right]
+        if tile.shape[1:] != (bottom - top, right - left):
+            tile = torch.nn.functional.pad(tile, (0, right - left - tile.shape[2],
+                                                  0, bottom - top - tile.shape[1]))
+        return tile
+
+    def stitch(self, maps: Sequence[torch.Tensor], windows, height: int,
+               width: int) -> torch.Tensor:
+        """The (H, W) map of the image from the (size, size) maps of its tiles."""
+        rows, cols = self._cuts(self.starts(height), height), self._cuts(self.starts(width), width)
+        out = maps[0].new_empty(height, width)
+        for tile_map, (top, _, left, _) in zip(maps, windows):
+            r, c = self.starts(height).index(top), self.starts(width).index(left)
+            (y0, y1), (x0, x1) = rows[r], cols[c]
+            out[y0:y1, x0:x1] = tile_map[y0 - top:y1 - top, x0 - left:x1 - left]
+        return out
+
+    def _cuts(self, starts: list[int], length: int) -> list[tuple[int, int]]:
+        """The part of the side each tile owns: cut in the middle of each overlap."""
+        span = self.span(length)
+        edges = [0] + [(starts[i] + span + starts[i + 1]) // 2 for i in range(len(starts) - 1)]
+        return list(zip(edges, edges[1:] + [length]))

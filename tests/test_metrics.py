@@ -156,16 +156,18 @@ RIGHT_TRIANGLE = np.array([[1, 1], [2, 0], [2, 2]], dtype=np.float64)   # one ha
 
 
 def test_self_intersecting_polygons_are_repaired():
-    same = evaluate_detections([[BOW_TIE]], [care(BOW_TIE)])
+    same = evaluate_detections([[BOW_TIE]], [care(BOW_TIE)], invalid="repair")
     assert same["per_image"][0]["pairs"] == [(0, 0, 1.0)]
     # The repaired bow-tie is two unit triangles (area 2), so its IoU with one of
     # them is 1 / 2: not above 0.5, above 0.4.
-    half = evaluate_detections([[RIGHT_TRIANGLE]], [care(BOW_TIE)])
+    half = evaluate_detections([[RIGHT_TRIANGLE]], [care(BOW_TIE)], invalid="repair")
     assert totals(half) == (0, 1, 1)
-    half = evaluate_detections([[RIGHT_TRIANGLE]], [care(BOW_TIE)], iou_threshold=0.4)
+    half = evaluate_detections([[RIGHT_TRIANGLE]], [care(BOW_TIE)], iou_threshold=0.4,
+                               invalid="repair")
     assert half["per_image"][0]["pairs"] == [(0, 0, 0.5)]
     # A bow-tie detection against the 2x2 square: intersection 2, union 4.
-    square = evaluate_detections([[BOW_TIE]], [care(rect(0, 0, 2, 2))], iou_threshold=0.49)
+    square = evaluate_detections([[BOW_TIE]], [care(rect(0, 0, 2, 2))], iou_threshold=0.49,
+                                 invalid="repair")
     assert square["per_image"][0]["pairs"] == [(0, 0, 0.5)]
 
 
@@ -176,21 +178,68 @@ def test_self_intersecting_polygons_can_be_skipped():
     per = result["per_image"][0]
     assert per["gt_skipped"] == [0] and per["det_skipped"] == [0]
     assert totals(result) == (1, 1, 1) and per["pairs"] == [(1, 1, 1.0)]
+    assert (result["gt_skipped"], result["det_skipped"]) == (1, 1)
+    assert result["protocol"] == {**result["protocol"], "name": "ICDAR 2015 IoU",
+                                  "iou_threshold": 0.5, "ignore_overlap": 0.5, "invalid": "skip"}
+
+
+def _random_case(rng, words=5):
+    """Words on a grid, detections jittered from them; some of either are bow-ties
+    (two corners swapped), as a detector or an annotator may give."""
+    gts, dets = [], []
+    for k in range(words):
+        x, y = 30.0 * (k % 3), 20.0 * (k // 3)
+        quad = np.array([[x, y], [x + 20, y], [x + 20, y + 10], [x, y + 10]])
+        det = quad + rng.uniform(-2, 2, (4, 2))
+        if rng.random() < 0.3:
+            quad = quad[[0, 2, 1, 3]]
+        if rng.random() < 0.3:
+            det = det[[0, 2, 1, 3]]
+        gts.append((quad, bool(rng.random() < 0.15)))
+        if rng.random() < 0.8:
+            dets.append(det)
+    return dets, gts
+
+
+def test_default_drops_invalid_polygons_as_the_reference_evaluators():
+    """MhLiao/DB's and PaddleOCR's DetectionIoUEvaluator skip every polygon that is not
+    valid before evaluating: the default gives exactly the result of evaluating the
+    valid polygons only, and differs from "repair" on such cases."""
+    from shapely.geometry import Polygon
+
+    rng = np.random.default_rng(19)
+    differs = 0
+    for _ in range(60):
+        dets, gts = zip(*[_random_case(rng, int(rng.integers(1, 7))) for _ in range(3)])
+        default = evaluate_detections(dets, gts)
+        valid_dets = [[d for d in image if Polygon(d).is_valid] for image in dets]
+        valid_gts = [[g for g in image if Polygon(g[0]).is_valid] for image in gts]
+        valid_only = evaluate_detections(valid_dets, valid_gts, invalid="repair")
+        for key in ("precision", "recall", "hmean", "matched", "gt_care", "det_care"):
+            assert default[key] == valid_only[key]
+        repaired = evaluate_detections(dets, gts, invalid="repair")
+        differs += (repaired["precision"], repaired["recall"]) != (default["precision"],
+                                                                   default["recall"])
+    assert differs > 0
 
 
 def test_zero_area_polygons_have_iou_zero():
     line = np.array([[0, 0], [5, 0], [10, 0], [5, 0]], dtype=np.float64)
     two_points = np.array([[0, 0], [10, 10]], dtype=np.float64)
     result = evaluate_detections([[line, two_points, rect(0, 0, 10, 10)]],
-                                 [care(line, rect(0, 0, 10, 10))])
+                                 [care(line, rect(0, 0, 10, 10))], invalid="repair")
     per = result["per_image"][0]
     assert per["pairs"] == [(1, 2, 1.0)]
     assert totals(result) == (1, 2, 3)
+    # By default the collinear polygon (invalid) is dropped; fewer than 3 points counts.
+    skipped = evaluate_detections([[line, two_points, rect(0, 0, 10, 10)]],
+                                  [care(line, rect(0, 0, 10, 10))])
+    assert totals(skipped) == (1, 1, 2) and skipped["per_image"][0]["det_skipped"] == [0]
     # Zero-area detections are never don't-care (their covered fraction is 0).
-    inside = evaluate_detections([[line]], [[(rect(-1, -1, 11, 11), True)]])
+    inside = evaluate_detections([[line]], [[(rect(-1, -1, 11, 11), True)]], invalid="repair")
     assert totals(inside) == (0, 0, 1)
     # Both of zero area: IoU 0 even with the threshold at 0.
-    both = evaluate_detections([[line]], [care(line)], iou_threshold=0.0)
+    both = evaluate_detections([[line]], [care(line)], iou_threshold=0.0, invalid="repair")
     assert totals(both) == (0, 1, 1)
 
 

@@ -1,5 +1,6 @@
-"""Data pipeline: datasets (synthetic, ICDAR 2015, Total-Text), augmentation, label
-building for DataLoader workers, batching.
+"""Data pipeline: datasets (synthetic, ICDAR 2015, Total-Text, and the label formats of
+:mod:`dbnet_fast.data.formats`: PaddleOCR, MMOCR, docTR, COCO-Text, TextOCR, CTW1500,
+LabelMe), augmentation, label building for DataLoader workers, batching.
 
 Typical training loader (reproducible for any ``num_workers``; see
 :mod:`dbnet_fast.data.seeding`)::
@@ -22,6 +23,7 @@ from dbnet_fast.data.datasets import (
     parse_icdar2015,
     parse_total_text,
 )
+from dbnet_fast.data.formats import FORMATS, LabelError, open_dataset
 from dbnet_fast.data.seeding import sample_rng
 from dbnet_fast.data.synthetic import SynthConfig, SyntheticTextDataset, render_sample
 from dbnet_fast.data.targets import DBTargetBuilder
@@ -38,8 +40,10 @@ from dbnet_fast.data.transforms import (
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "LabelError",
     "DBTargetBuilder",
     "EvalTransform",
+    "FORMATS",
     "ICDAR2015Dataset",
     "SynthConfig",
     "SyntheticTextDataset",
@@ -47,6 +51,7 @@ __all__ = [
     "TrainTransform",
     "collate",
     "normalize",
+    "open_dataset",
     "parse_icdar2015",
     "parse_total_text",
     "render_sample",

@@ -274,49 +274,24 @@ def _gt_file(folder: Path, image: Path, patterns) -> Path | None:
     return None
 
 
-class _TextDataset(torch.utils.data.Dataset):
-    """Images with word polygons; see the module documentation."""
+class LabelledImages(torch.utils.data.Dataset):
+    """Images with word polygons: ``image_paths``, ``annotations`` (one
+    :class:`Annotation` each), ``skipped`` ((path or record, reason) left out),
+    ``dropped`` (polygons without area); the sample access of every dataset
+    reading files (see the module documentation). Subclasses fill the lists."""
 
     name = "dataset"
 
-    def __init__(self, root, split, transform, seed, layouts, gt_patterns, parser):
-        if split not in ("train", "test"):
-            raise ValueError(f"{self.name}: split must be 'train' or 'test', got {split!r}")
+    def _setup(self, transform, seed):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"{self.name}: seed must be an int >= 0, got {seed!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"{self.name}: transform must be callable or None")
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.name}: root {self.root} is not a folder")
-        self.split = split
         self.transform = transform
         self.seed = int(seed)
         self.epoch = 0
-        image_dir, gt_dir = _first_layout(self.root, layouts, self.name)
-        self.image_paths, self.skipped = [], []
-        for image in _images(image_dir):
-            problem = image_problem(image)
-            if problem is None:
-                self.image_paths.append(image)
-            else:
-                self.skipped.append((str(image), problem))
-        if not self.image_paths:
-            raise FileNotFoundError(f"{self.name}: no readable images ({', '.join(IMAGE_SUFFIXES)})"
-                                    f" in {image_dir}" + (f"; skipped {len(self.skipped)}: "
-                                                          f"{self.skipped[0][0]} "
-                                                          f"{self.skipped[0][1]}, ..."
-                                                          if self.skipped else ""))
-        self.gt_paths, self.annotations = [], []
-        for image in self.image_paths:
-            gt = _gt_file(gt_dir, image, gt_patterns)
-            if gt is None:
-                names = ", ".join(p.format(stem=image.stem, name=image.name) for p in gt_patterns)
-                raise FileNotFoundError(f"{self.name}: no ground truth for {image} in {gt_dir} "
-                                        f"(looked for {names})")
-            self.gt_paths.append(gt)
-            self.annotations.append(parser(gt))
-        self.dropped = sum(a.dropped for a in self.annotations)
+        self.image_paths, self.annotations, self.skipped = [], [], []
+        self.dropped = 0
 
     def __len__(self):
         return len(self.image_paths)
@@ -355,6 +330,42 @@ class _TextDataset(torch.utils.data.Dataset):
         sample = self.transform(record["image"], record["polygons"], record["ignore"], rng=rng)
         sample["texts"] = record["texts"]
         return sample
+
+
+class _TextDataset(LabelledImages):
+    """A folder of images and a folder of ground-truth files (ICDAR 2015, Total-Text)."""
+
+    def __init__(self, root, split, transform, seed, layouts, gt_patterns, parser):
+        if split not in ("train", "test"):
+            raise ValueError(f"{self.name}: split must be 'train' or 'test', got {split!r}")
+        self._setup(transform, seed)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.name}: root {self.root} is not a folder")
+        self.split = split
+        image_dir, gt_dir = _first_layout(self.root, layouts, self.name)
+        for image in _images(image_dir):
+            problem = image_problem(image)
+            if problem is None:
+                self.image_paths.append(image)
+            else:
+                self.skipped.append((str(image), problem))
+        if not self.image_paths:
+            raise FileNotFoundError(f"{self.name}: no readable images ({', '.join(IMAGE_SUFFIXES)})"
+                                    f" in {image_dir}" + (f"; skipped {len(self.skipped)}: "
+                                                          f"{self.skipped[0][0]} "
+                                                          f"{self.skipped[0][1]}, ..."
+                                                          if self.skipped else ""))
+        self.gt_paths = []
+        for image in self.image_paths:
+            gt = _gt_file(gt_dir, image, gt_patterns)
+            if gt is None:
+                names = ", ".join(p.format(stem=image.stem, name=image.name) for p in gt_patterns)
+                raise FileNotFoundError(f"{self.name}: no ground truth for {image} in {gt_dir} "
+                                        f"(looked for {names})")
+            self.gt_paths.append(gt)
+            self.annotations.append(parser(gt))
+        self.dropped = sum(a.dropped for a in self.annotations)
 
 
 class ICDAR2015Dataset(_TextDataset):

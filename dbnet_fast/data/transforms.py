@@ -38,9 +38,8 @@ import numpy as np
 import torch
 
 from dbnet_fast.data.targets import DBTargetBuilder
+from dbnet_fast.normalization import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MAP_KEYS = ("shrink_map", "shrink_mask", "thresh_map", "thresh_mask")
 
 # per-channel constants on the 0-255 scale, RGB order, shaped (3, 1, 1)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from dbnet_fast.engine.atomic import atomic_torch_save
+from dbnet_fast.model.paddle.zoo import MODELS as PADDLE_MODELS
 
 FORMAT = "dbnet_fast.checkpoint/1"
 MODEL_KEYS = ("backbone", "neck", "dcn", "k", "inner_channels")
@@ -87,8 +88,9 @@ def model_config(model: torch.nn.Module) -> dict:
     return {key: config[key] for key in MODEL_KEYS}
 
 
-PPOCR_ARCH = "ppocr-v4"
-"""The ``backbone`` / ``arch`` name of PaddleOCR's PP-OCRv4 mobile detector (PPOCRDet)."""
+PPOCR_ARCHS = tuple(PADDLE_MODELS)
+"""The ``backbone`` / ``arch`` names of PaddleOCR's detectors (PPOCRDet): ppocr-v4, ppocr-v5,
+ppocr-v6-small; each is also an ``init`` (its pretrained weights)."""
 
 
 def build_model(backbone: str = "resnet18", neck: str = "fpn", dcn: bool = False,
@@ -96,18 +98,19 @@ def build_model(backbone: str = "resnet18", neck: str = "fpn", dcn: bool = False
                 pretrained_backbone: bool = False) -> torch.nn.Module:
     """A DBNet that remembers its constructor arguments (``model.config``) for checkpoints.
 
-    ``backbone="ppocr-v4"`` builds a :class:`~dbnet_fast.model.PPOCRDet` (its own
-    RSE-FPN neck and width; randomly initialised, taking DBNet's ImageNet-normalised
-    RGB inputs, so it trains with the usual data pipeline)."""
-    if backbone == PPOCR_ARCH:
+    ``backbone`` one of :data:`PPOCR_ARCHS` (``"ppocr-v4"``, ...) builds a
+    :class:`~dbnet_fast.model.PPOCRDet` (its own neck and width; randomly
+    initialised, taking DBNet's ImageNet-normalised RGB inputs, so it trains with
+    the usual data pipeline)."""
+    if backbone in PPOCR_ARCHS:
         from dbnet_fast.model import PPOCRDet
-        from dbnet_fast.model.ppocr import NECK_CHANNELS
+        from dbnet_fast.model.paddle.detector import NECK_CHANNELS
 
         if dcn or neck not in ("fpn", "rsefpn") or pretrained_backbone:
-            raise ValueError(f"{PPOCR_ARCH} has its own neck (RSE-FPN), no deformable convs and "
+            raise ValueError(f"{backbone} has its own neck (an RSE-FPN), no deformable convs and "
                              f"no separate backbone weights (start from PaddleOCR's with "
-                             f"init='{PPOCR_ARCH}')")
-        model = PPOCRDet(k=k, input_norm="imagenet")
+                             f"init='{backbone}')")
+        model = PPOCRDet(backbone, k=k, input_norm="imagenet")
         neck, inner_channels = "rsefpn", NECK_CHANNELS
     else:
         from dbnet_fast.model import DBNet
@@ -120,22 +123,23 @@ def build_model(backbone: str = "resnet18", neck: str = "fpn", dcn: bool = False
 
 
 def initialise(model: torch.nn.Module, init: str | None) -> None:
-    """Loads starting weights into a model from :func:`build_model`: ``"ppocr-v4"``
-    (PaddleOCR's pretrained detector; the model must be that architecture) or the
+    """Loads starting weights into a model from :func:`build_model`: one of
+    :data:`PPOCR_ARCHS` (PaddleOCR's pretrained detector; the model must be that
+    architecture) or the
     path of a checkpoint of the same architecture. None leaves the model as is."""
     if init is None:
         return
-    if init == PPOCR_ARCH:
+    if init in PPOCR_ARCHS:
         from dbnet_fast.model import PPOCRDet, load_ppocr_det
 
-        if not isinstance(unwrap(model), PPOCRDet):
-            raise ValueError(f"init '{PPOCR_ARCH}' needs arch '{PPOCR_ARCH}'")
-        weights = load_ppocr_det(input_norm="imagenet").state_dict()
+        if not isinstance(unwrap(model), PPOCRDet) or unwrap(model).name != init:
+            raise ValueError(f"init '{init}' needs arch '{init}'")
+        weights = load_ppocr_det(init, input_norm="imagenet").state_dict()
         # the export has no threshold branch: keep the model's own initialisation
         weights = {k: v for k, v in weights.items() if not k.startswith("thresh_head.")}
         missing, unexpected = unwrap(model).load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("thresh_head.") for k in missing):
-            raise RuntimeError(f"init '{PPOCR_ARCH}': the weights do not fit the model (missing "
+            raise RuntimeError(f"init '{init}': the weights do not fit the model (missing "
                                f"{missing}, unexpected {unexpected})")
         return
     state = load_checkpoint(init)

@@ -1,11 +1,15 @@
-"""Datasets named on the command line: ``synthetic``, ``icdar2015:PATH``, ``totaltext:PATH``.
+"""Datasets named on the command line: ``synthetic``, ``icdar2015:PATH``, ``totaltext:PATH``,
+and the label formats of :mod:`dbnet_fast.data.formats` as ``FORMAT:PATH`` (``paddleocr``,
+``mmocr``, ``doctr``, ``cocotext``, ``textocr``, ``ctw1500``, ``labelme``).
 
 :func:`parse_data_spec` checks the name; :func:`train_dataset` and
 :func:`eval_dataset` build the training set (with augmentation and label
 maps) and the evaluation set (resized for the model, no label maps; samples
 carry ``shape`` and ``scale`` so predictions map back to original pixels).
 The synthetic training and evaluation sets are disjoint (``split="train"``
-and ``"val"`` draw from different seed sequences).
+and ``"val"`` draw from different seed sequences). A label file (or folder) in
+one of the formats is one split; only COCO-Text's JSON holds both (its "train"
+and "val" sets), so :data:`HELD_OUT` names the data that have their own test split.
 """
 
 from __future__ import annotations
@@ -21,8 +25,13 @@ from dbnet_fast.data import (
     TotalTextDataset,
     TrainTransform,
 )
+from dbnet_fast.data.formats import FORMATS, check_path, open_dataset
 
-SCHEMES = ("synthetic", "icdar2015", "totaltext")
+SCHEMES = ("synthetic", "icdar2015", "totaltext", *FORMATS)
+HELD_OUT = ("synthetic", "icdar2015", "totaltext", "cocotext")
+"""Data whose evaluation split comes with them; the others need an evaluation set of their own."""
+EVAL_SHORT_SIDE = {"icdar2015": 736, "totaltext": 800}
+"""MhLiao/DB's test resize (short side); label formats use ICDAR 2015's."""
 AUGMENTS = ("full", "light", "none")
 
 
@@ -38,7 +47,8 @@ def synth_config(preset: str) -> SynthConfig:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A parsed ``--data`` value: ``scheme`` and, for real datasets, the ``root`` folder."""
+    """A parsed ``--data`` value: ``scheme`` and, for real datasets, the ``root`` folder
+    (for label formats the label file or folder, as given)."""
 
     scheme: str
     root: Path | None = None
@@ -48,24 +58,31 @@ class DataSpec:
 
 
 def parse_data_spec(spec: str) -> DataSpec:
-    """``"synthetic"``, ``"icdar2015:PATH"`` or ``"totaltext:PATH"`` -> :class:`DataSpec`.
+    """``"synthetic"``, ``"icdar2015:PATH"``, ``"totaltext:PATH"`` or ``"FORMAT:PATH"``
+    -> :class:`DataSpec`.
 
     Raises ValueError for an unknown scheme or a missing path, FileNotFoundError
-    when the path is not a folder.
+    when the path is not a folder (not the label file or folder the format reads).
     """
+    known = f"synthetic, icdar2015:PATH, totaltext:PATH, or FORMAT:PATH with FORMAT one of " \
+            f"{', '.join(FORMATS)}"
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"--data must be one of synthetic, icdar2015:PATH, totaltext:PATH; "
-                         f"got {spec!r}")
+        raise ValueError(f"--data must be one of {known}; got {spec!r}")
     scheme, sep, path = spec.partition(":")
     if scheme not in SCHEMES:
-        raise ValueError(f"--data: unknown dataset {scheme!r} in {spec!r} (known: "
-                         "synthetic, icdar2015:PATH, totaltext:PATH)")
+        raise ValueError(f"--data: unknown dataset {scheme!r} in {spec!r} (known: {known})")
     if scheme == "synthetic":
         if sep:
             raise ValueError(f"--data: 'synthetic' takes no path, got {spec!r}")
         return DataSpec("synthetic")
     if not path:
         raise ValueError(f"--data: {scheme} needs a folder, e.g. {scheme}:/data/{scheme}")
+    if scheme in FORMATS:
+        try:
+            check_path(scheme, path)
+        except (ValueError, FileNotFoundError) as error:
+            raise type(error)(f"--data {spec}: {error}") from None
+        return DataSpec(scheme, Path(path))
     root = Path(path).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"--data: the {scheme} folder {root} does not exist "
@@ -90,34 +107,44 @@ def train_transform(size: int, augment: str = "full") -> TrainTransform:
 
 def train_dataset(spec: DataSpec, *, image_size: int, augment: str = "full", seed: int = 0,
                   synth_images: int = 20000, synth_size: int | None = None,
-                  synth_preset: str = "default"):
+                  synth_preset: str = "default", skip_bad: bool = False):
     """The training set of ``spec``: crops of ``image_size`` with label maps.
 
-    Synthetic images are rendered at ``synth_size`` (default ``image_size``)."""
+    Synthetic images are rendered at ``synth_size`` (default ``image_size``);
+    ``skip_bad`` leaves malformed label records out (label formats)."""
     transform = train_transform(image_size, augment)
     if spec.scheme == "synthetic":
         return SyntheticTextDataset(synth_images, size=synth_size or image_size, seed=seed,
                                     split="train", transform=transform,
                                     config=synth_config(synth_preset))
+    return real_dataset(spec, "train", transform, seed, skip_bad)
+
+
+def real_dataset(spec: DataSpec, split: str, transform=None, seed: int = 0,
+                 skip_bad: bool = False):
+    """The ``split`` ("train" or "test") of a dataset read from files."""
     if spec.scheme == "icdar2015":
-        return ICDAR2015Dataset(spec.root, "train", transform=transform, seed=seed)
-    return TotalTextDataset(spec.root, "train", transform=transform, seed=seed)
+        return ICDAR2015Dataset(spec.root, split, transform=transform, seed=seed)
+    if spec.scheme == "totaltext":
+        return TotalTextDataset(spec.root, split, transform=transform, seed=seed)
+    return open_dataset(spec.scheme, str(spec.root), split, transform=transform, seed=seed,
+                        skip_bad=skip_bad)
 
 
 def eval_dataset(spec: DataSpec, *, seed: int = 0, synth_images: int = 100,
                  synth_size: int = 640, synth_preset: str = "default",
-                 short_side: int | None = None, max_side: int | None = None):
+                 short_side: int | None = None, max_side: int | None = None,
+                 skip_bad: bool = False):
     """The evaluation set of ``spec`` (no augmentation, no label maps).
 
     Synthetic: ``synth_images`` held-out images (the ``"val"`` split) of
     ``synth_size`` at scale 1. ICDAR 2015 / Total-Text: the test split, the
-    short side resized to ``short_side`` (default 736 and 800, as MhLiao/DB)."""
+    short side resized to ``short_side`` (default 736 and 800, as MhLiao/DB);
+    label formats: the labels given (COCO-Text: its "val" set), short side 736."""
     if spec.scheme == "synthetic":
         transform = EvalTransform(short_side=short_side, max_side=max_side, targets=False)
         return SyntheticTextDataset(synth_images, size=synth_size, seed=seed, split="val",
                                     transform=transform, config=synth_config(synth_preset))
-    if spec.scheme == "icdar2015":
-        transform = EvalTransform(short_side=short_side or 736, max_side=max_side, targets=False)
-        return ICDAR2015Dataset(spec.root, "test", transform=transform, seed=seed)
-    transform = EvalTransform(short_side=short_side or 800, max_side=max_side, targets=False)
-    return TotalTextDataset(spec.root, "test", transform=transform, seed=seed)
+    transform = EvalTransform(short_side=short_side or EVAL_SHORT_SIDE.get(spec.scheme, 736),
+                              max_side=max_side, targets=False)
+    return real_dataset(spec, "test", transform, seed, skip_bad)

@@ -148,18 +148,21 @@ def detect_real(models: dict, images: dict[str, np.ndarray], out_dir) -> dict:
 
 
 def _demo_real(checkpoint, out_dir) -> dict:
-    """:func:`detect_real` with PP-OCRv4 and the trained model (the trained model
-    alone, with a note, when the pretrained detector is not installed)."""
-    from dbnet_fast.model.ppocr import default_onnx_path
+    """:func:`detect_real` with the default pretrained detector (DEFAULT_MODEL) and
+    the trained model (the trained model alone, with a note, when the pretrained
+    detector is not installed)."""
+    from dbnet_fast.model.paddle import default_onnx_path
+    from dbnet_fast.model.paddle.zoo import DEFAULT_MODEL
 
     images = real_images()
     models = {"dbnet-r18-demo": str(checkpoint)}
     try:
-        default_onnx_path()
+        default_onnx_path(DEFAULT_MODEL)
         import onnx  # noqa: F401 - load_ppocr_det reads the weights with it
-        models = {"ppocr-v4": "ppocr-v4", **models}
+        models = {DEFAULT_MODEL: DEFAULT_MODEL, **models}
     except (FileNotFoundError, ImportError) as error:
-        print(f"(PP-OCRv4 is not installed, real images with the trained model only: {error})")
+        print(f"({DEFAULT_MODEL} is not installed, real images with the trained model only: "
+              f"{error})")
     counts = detect_real(models, images, out_dir)
     for label, per_image in counts.items():
         text = ", ".join(f"{name} {count}" for name, count in per_image.items())

@@ -39,11 +39,13 @@ import numpy as np
 import torch
 
 from dbnet_fast.engine.atomic import atomic_write_image, atomic_write_json
+from dbnet_fast.engine.prelabel import LABEL_FILES, LABEL_FORMATS, write_labels
 from dbnet_fast.predict import (IMAGE_SUFFIXES, DBPredictor, ImageReadError, PreparedImage,
                                 Preprocessor, list_images)
 
 SUMMARY_NAME = re.compile(r"summary\.rank\d+")
 """Names of the per-process summaries, which no image output may take."""
+RESERVED_NAMES = tuple(Path(name).stem.casefold() for name in LABEL_FILES)
 CHUNK_BATCHES = 4
 """Prepared images gathered before running, in batches: shape grouping works within a chunk."""
 
@@ -85,12 +87,14 @@ def _as_is(item):
 def output_names(paths: Sequence[Path]) -> list[str]:
     """One output name per input: the stem, or ``stem-k`` with the smallest k >= 1
     that no earlier input took. Names are compared case-folded (case-insensitive
-    file systems) and never take the run's ``summary.rank<R>`` names."""
+    file systems) and never take the run's ``summary.rank<R>`` names or the label
+    files' (``--labels``)."""
     taken: set[str] = set()
     names = []
     for path in paths:
         name, k = path.stem, 0
-        while name.casefold() in taken or SUMMARY_NAME.fullmatch(name.casefold()):
+        while name.casefold() in taken or SUMMARY_NAME.fullmatch(name.casefold()) \
+                or name.casefold() in RESERVED_NAMES:
             k += 1
             name = f"{path.stem}-{k}"
         taken.add(name.casefold())
@@ -115,18 +119,25 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
                  limit_type: str | None = None, pad_to: int = 32, thresh: float | None = None,
                  box_thresh: float | None = None, unclip_ratio: float | None = None,
                  amp: bool = False, pictures: bool = True, workers: int = 2,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, labels: str | None = None, tiles: int | None = None,
+                 compile: bool = False) -> dict:
     """Detects text in images (files, or folders of them) and writes the outputs
     described in the module documentation. ``model``: a checkpoint path or
     ``"ppocr-v4"``. Returns the counts of all processes: ``images``, ``done``,
     ``failed``, ``detections``, ``seconds``, and this process's ``errors``;
-    ``interrupted`` (Ctrl-C): then the counts are this process's alone."""
+    ``interrupted`` (Ctrl-C): then the counts are this process's alone.
+    ``labels``: also write the detections as label files of that format
+    (:func:`dbnet_fast.engine.prelabel.write_labels`; the main process, from the
+    images' JSON of this run), named in the result's ``labels``. ``tiles``,
+    ``compile``: as :class:`~dbnet_fast.predict.DBPredictor`'s."""
     from dbnet_fast.engine import distributed
 
     paths = list(dict.fromkeys(_resolve(p) for p in list_images(inputs)))  # each file once
     if not paths:
         raise ValueError(f"detect: no images in {[str(i) for i in inputs]} (folders are read "
                          f"one level deep, files ending in {', '.join(IMAGE_SUFFIXES)})")
+    if labels is not None and labels not in LABEL_FORMATS:
+        raise ValueError(f"detect: labels must be one of {LABEL_FORMATS}, got {labels!r}")
     out = Path(out)
     names = output_names(paths)
     _check_outputs_spare_inputs(paths, names, out)
@@ -136,8 +147,10 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
                                      ("unclip_ratio", unclip_ratio)) if v is not None}
         predictor = DBPredictor(model, ctx.device, limit_side_len=limit_side_len,
                                 limit_type=limit_type, batch_size=batch_size, pad_to=pad_to,
-                                amp=amp, postprocess={**options, "output": output})
+                                amp=amp, postprocess={**options, "output": output},
+                                tiles=tiles, compile=compile)
         out.mkdir(parents=True, exist_ok=True)
+        started = time.time()
         mine = list(range(ctx.rank, len(paths), ctx.world_size))
         counts, errors = _detect_shard(predictor, paths, names, mine, out, str(model), output,
                                        pictures, workers, progress and ctx.is_main)
@@ -148,11 +161,29 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
         if not counts["interrupted"]:  # else the others may be stopped too: no waiting for them
             totals = distributed.all_reduce_sum(ctx, torch.tensor(totals)).tolist()
         done, failed, found = totals
+        written = None
+        if labels is not None and ctx.is_main:
+            written = str(write_labels(labels, _records_of_run(out, names, paths, started), out))
     finally:
         distributed.cleanup(ctx)
     return {"images": len(paths), "done": done, "failed": failed, "detections": found,
             "seconds": counts["seconds"], "errors": errors, "out": str(out),  # this process's
-            "interrupted": counts["interrupted"], "rank": ctx.rank, "world_size": ctx.world_size}
+            "interrupted": counts["interrupted"], "rank": ctx.rank, "world_size": ctx.world_size,
+            "labels": written}
+
+
+def _records_of_run(out: Path, names, paths, started: float) -> list[dict]:
+    """The image JSONs this run wrote (all processes), in input order."""
+    import json
+
+    records = []
+    for name, path in zip(names, paths):
+        file = out / f"{name}.json"
+        if file.is_file() and file.stat().st_mtime >= started - 1:  # not an earlier run's
+            record = json.loads(file.read_text())
+            if record.get("image") == str(path):
+                records.append(record)
+    return records
 
 
 def _resolve(path: Path) -> Path:

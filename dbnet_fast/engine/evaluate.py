@@ -10,7 +10,7 @@ import torch
 
 from dbnet_fast.data import collate, unscale_polygons
 from dbnet_fast.engine.precision import autocast, resolve_amp
-from dbnet_fast.metrics import evaluate_detections
+from dbnet_fast.metrics import INVALID_MODES, evaluate_detections
 from dbnet_fast.postprocess import DBPostProcessor, Detections, postprocess_padded
 
 
@@ -54,7 +54,7 @@ def _as_polygons(detections: Detections) -> list[np.ndarray]:
 
 def evaluate(model: torch.nn.Module, dataset, postprocessor: DBPostProcessor | None = None,
              device="cpu", batch_size: int = 1, *, amp: bool = False, num_workers: int = 0,
-             progress: bool = False) -> dict:
+             progress: bool = False, invalid: str = "skip") -> dict:
     """Precision, recall and H-mean of ``model`` on ``dataset``.
 
     Args:
@@ -68,10 +68,13 @@ def evaluate(model: torch.nn.Module, dataset, postprocessor: DBPostProcessor | N
         batch_size: images per forward pass (mixed sizes are padded).
         amp: autocast (float16 on CUDA; bfloat16 on the CPU where it is fast there,
             else float32 with a warning: :func:`~dbnet_fast.engine.precision.resolve_amp`).
+        invalid: ``"skip"`` (MhLiao/DB's and PaddleOCR's evaluators) or ``"repair"``
+            invalid polygons (:func:`~dbnet_fast.metrics.evaluate_detections`).
 
     Returns:
         :func:`~dbnet_fast.metrics.evaluate_detections`' dict without ``per_image``,
-        plus ``images``, ``seconds`` and ``images_per_s``.
+        (its ``protocol`` says how it was computed), plus ``images``, ``left_out``
+        (the dataset's ``skipped``), ``seconds`` and ``images_per_s``.
     """
     if postprocessor is None:
         postprocessor = DBPostProcessor(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5)
@@ -79,6 +82,8 @@ def evaluate(model: torch.nn.Module, dataset, postprocessor: DBPostProcessor | N
         raise ValueError(f"evaluate: batch_size must be a positive int, got {batch_size!r}")
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset is empty")
+    if invalid not in INVALID_MODES:
+        raise ValueError(f"evaluate: invalid must be one of {INVALID_MODES}, got {invalid!r}")
     if getattr(model, "input_norm", "imagenet") != "imagenet":
         raise ValueError(f"evaluate: the dataset gives ImageNet-normalised RGB images but the "
                          f"model takes input_norm={model.input_norm!r} (PPOCRDet: build it with "
@@ -104,9 +109,11 @@ def evaluate(model: torch.nn.Module, dataset, postprocessor: DBPostProcessor | N
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - start
-    metrics = evaluate_detections(predictions, truths)
+    metrics = evaluate_detections(predictions, truths, invalid=invalid)
     metrics.pop("per_image")
-    metrics.update(images=len(truths), seconds=seconds, images_per_s=len(truths) / seconds)
+    # images or label records the dataset left out (unreadable, or malformed with skip_bad)
+    metrics.update(images=len(truths), left_out=len(getattr(dataset, "skipped", [])),
+                   seconds=seconds, images_per_s=len(truths) / seconds)
     return metrics
 
 
@@ -124,25 +131,33 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, out=None, *,
                         max_side: int | None = None, batch_size: int = 1, device: str = "auto",
                         amp: bool = False, thresh: float | None = None,
                         box_thresh: float | None = None, unclip_ratio: float | None = None,
-                        progress: bool = False) -> dict:
+                        progress: bool = False, invalid: str = "skip",
+                        skip_bad: bool = False) -> dict:
     """Evaluates a training checkpoint (``dbnet-fast eval``) and writes the result as JSON.
 
     Settings left as None come from the checkpoint's training configuration
-    (the data, the synthetic size and preset, the post-processing thresholds);
-    synthetic evaluation uses held-out ``"val"`` images. ``out`` defaults to
+    (the evaluation data, the synthetic size and preset, the post-processing
+    thresholds); synthetic evaluation uses held-out ``"val"`` images. A label
+    format's ``data`` is evaluated as given (COCO-Text: its "val" set);
+    ``skip_bad`` leaves malformed label records out. ``out`` defaults to
     ``<checkpoint folder>/<checkpoint name>_eval.json``. Returns the result dict.
     """
     from pathlib import Path
 
     from dbnet_fast.engine.atomic import atomic_write_json
     from dbnet_fast.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from dbnet_fast.engine.data import eval_dataset, parse_data_spec
+    from dbnet_fast.engine.data import HELD_OUT, eval_dataset, parse_data_spec
     from dbnet_fast.engine.distributed import resolve_device
 
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
     trained = state.get("config", {})
-    spec = parse_data_spec(data if data is not None else trained.get("data", "synthetic"))
+    if data is None:
+        data = trained.get("eval_data") or trained.get("data", "synthetic")
+        if parse_data_spec(data).scheme not in HELD_OUT and not trained.get("eval_data"):
+            raise ValueError(f"the checkpoint was trained on {data}, which holds no test split: "
+                             f"name the evaluation labels with --data FORMAT:PATH")
+    spec = parse_data_spec(data)
     device = resolve_device(device)
     model = model_from_checkpoint(state, device)
     del state
@@ -152,14 +167,14 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, out=None, *,
                            int(trained.get("eval_images", 100)),
                            synth_size=int(size),
                            synth_preset=synth_preset or trained.get("synth_preset", "default"),
-                           short_side=short_side, max_side=max_side)
+                           short_side=short_side, max_side=max_side, skip_bad=skip_bad)
     settings = {"thresh": trained.get("thresh", 0.3) if thresh is None else thresh,
                 "box_thresh": trained.get("box_thresh", 0.6) if box_thresh is None else box_thresh,
                 "unclip_ratio": trained.get("unclip_ratio", 1.5) if unclip_ratio is None
                 else unclip_ratio}
     postprocessor = DBPostProcessor(**settings)  # checks them (the one place for every command)
     metrics = evaluate(model, dataset, postprocessor, device, batch_size, amp=amp,
-                       progress=progress)
+                       progress=progress, invalid=invalid)
     result = {"data": str(spec), "split": "val" if spec.scheme == "synthetic" else "test",
               "checkpoint": str(checkpoint), "postprocess": settings, **metrics}
     out = Path(out) if out is not None else checkpoint.with_name(checkpoint.stem + "_eval.json")

@@ -42,7 +42,7 @@ from dbnet_fast.data import collate
 from dbnet_fast.engine import distributed as dist_utils
 from dbnet_fast.engine.atomic import atomic_write_json, atomic_write_text
 from dbnet_fast.engine.checkpoint import (
-    PPOCR_ARCH,
+    PPOCR_ARCHS,
     build_model,
     initialise,
     load_checkpoint,
@@ -53,6 +53,7 @@ from dbnet_fast.engine.checkpoint import (
 )
 from dbnet_fast.engine.data import (
     AUGMENTS,
+    HELD_OUT,
     eval_dataset,
     parse_data_spec,
     synth_config,
@@ -64,11 +65,12 @@ from dbnet_fast.engine.schedule import EpochSampler, PolySchedule, ThreadTuner
 from dbnet_fast.model import BACKBONES, NECKS, DBLoss
 from dbnet_fast.postprocess import DBPostProcessor
 
-ARCHS = BACKBONES + (PPOCR_ARCH,)
+ARCHS = BACKBONES + PPOCR_ARCHS
 OPTIMIZERS = ("sgd", "adamw")
 # Settings that must not change when resuming: they decide the data order or the model.
 RESUME_FIXED = ("data", "arch", "init", "neck", "dcn", "inner_channels", "image_size", "batch_size",
-                "seed", "augment", "synth_images", "synth_size", "synth_preset", "optimizer")
+                "seed", "augment", "synth_images", "synth_size", "synth_preset", "optimizer",
+                "skip_bad")
 
 
 @dataclass
@@ -82,6 +84,10 @@ class TrainConfig:
     """
 
     data: str = "synthetic"
+    # the evaluation set ("FORMAT:PATH"); None: data's own held-out split (HELD_OUT)
+    eval_data: str | None = None
+    # leave malformed label records out (listed and counted) instead of stopping
+    skip_bad: bool = False
     arch: str = "resnet18"
     neck: str = "fpn"
     dcn: bool = False
@@ -133,12 +139,18 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad setting."""
-        parse_data_spec(self.data)
+        spec = parse_data_spec(self.data)
+        if self.eval_data is not None:
+            parse_data_spec(self.eval_data)
+        elif self.evaluate and spec.scheme not in HELD_OUT:
+            raise ValueError(f"data {self.data} is one split: give the evaluation labels with "
+                             f"eval_data (--eval-data FORMAT:PATH) or turn evaluation off "
+                             f"(--no-eval)")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.init == PPOCR_ARCH and self.arch != PPOCR_ARCH:
-            raise ValueError(f"init '{PPOCR_ARCH}' needs arch '{PPOCR_ARCH}', got {self.arch!r}")
-        if self.init not in (None, PPOCR_ARCH) and not self.resume and not Path(self.init).is_file():
+        if self.init in PPOCR_ARCHS and self.arch != self.init:
+            raise ValueError(f"init '{self.init}' needs arch '{self.init}', got {self.arch!r}")
+        if self.init not in (None, *PPOCR_ARCHS) and not self.resume and not Path(self.init).is_file():
             raise FileNotFoundError(f"init checkpoint {self.init} does not exist")
         if self.neck not in NECKS:
             raise ValueError(f"neck must be one of {NECKS}, got {self.neck!r}")
@@ -368,7 +380,8 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
 
     dataset = train_dataset(spec, image_size=config.image_size, augment=config.augment,
                             seed=config.seed, synth_images=config.synth_images,
-                            synth_size=config.synth_size, synth_preset=config.synth_preset)
+                            synth_size=config.synth_size, synth_preset=config.synth_preset,
+                            skip_bad=config.skip_bad)
     precision = choose_precision(config, model, loss_fn, dataset, device)
     amp = precision["amp"]
     scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
@@ -421,7 +434,7 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     skipped = getattr(dataset, "skipped", [])
     if skipped:
         shown = "; ".join(f"{path} {why}" for path, why in skipped[:3])
-        logger.write(f"left out {len(skipped)} unreadable images: {shown}"
+        logger.write(f"left out {len(skipped)} unreadable images or bad records: {shown}"
                      + (f"; ... ({len(skipped) - 3} more)" if len(skipped) > 3 else ""))
 
     def checkpoint():
@@ -622,10 +635,10 @@ def _train_step(net, loss_fn, optimizer, scaler, batch, device, amp) -> dict[str
 def run_final_eval(config: TrainConfig, model, device, out: Path, step: int,
                    amp: bool = False) -> dict:
     """Evaluates ``model`` on ``config``'s held-out set, writes ``out/eval.json``."""
-    spec = parse_data_spec(config.data)
+    spec = parse_data_spec(config.eval_data or config.data)
     dataset = eval_dataset(spec, seed=config.seed, synth_images=config.eval_images,
                            synth_size=config.synth_size or config.image_size,
-                           synth_preset=config.synth_preset)
+                           synth_preset=config.synth_preset, skip_bad=config.skip_bad)
     metrics = evaluate(unwrap(model), dataset, config.postprocessor(), device,
                        config.eval_batch_size, amp=amp, progress=config.progress)
     result = {"data": str(spec), "split": "val" if spec.scheme == "synthetic" else "test",
