@@ -159,7 +159,7 @@ define_macros = [
 # The C++ standard is the one torch asks for (cpp_extension adds it).
 # -fno-trapping-math lets GCC turn the branch-free selects of the element math
 # into vector blends, -fno-math-errno lets it vectorise sqrt (no errno path);
-# -ffp-contract=off: GCC would fuse a * b + c in the FMA clones (csrc/core/clones.h)
+# -ffp-contract=off: GCC would fuse a * b + c in the FMA variants (csrc/core/clones.h)
 # only, so results would depend on the CPU; with it (and nvcc's --fmad=false)
 # the element math gives the same bits on every CPU and on the device;
 # OpenMP makes at::parallel_for use torch's thread pool. -fno-wrapv undoes the

@@ -11,6 +11,8 @@ import os
 
 import torch
 
+from dbnet_fast.ops import cpu_variant
+
 
 _compiled: dict = {}
 
@@ -56,5 +58,6 @@ def run(benchmark, fn, *, device: str, op: str, variant: str, role: str, group: 
 
     timed()  # warm-up: compilation, allocator, caches
     benchmark.group = group
-    benchmark.extra_info.update(op=op, variant=variant, role=role, inner=inner)
+    benchmark.extra_info.update(op=op, variant=variant, role=role, inner=inner, cpu_variant=cpu_variant(),
+                                torch_cpu_capability=torch.backends.cpu.get_cpu_capability())
     benchmark.pedantic(timed, rounds=rounds(), warmup_rounds=1)

@@ -2,7 +2,11 @@
 and how many times faster our op is (variant / ours); for the memory-limit row,
 the share of the copy's bandwidth that our op reaches (copy / ours).
 
-    python benchmarks/report.py [--quick] [--device cpu|cuda] [-k EXPR] [--json PATH]
+    python benchmarks/report.py [--quick] [--device cpu|cuda] [-k EXPR] [--json PATH] [--cpu avx2] [--cpu-time]
+
+--cpu avx2 measures an AVX2-only CPU (no AVX-512) on an AVX-512 one: our kernels'
+avx2 variant (DBNET_FAST_CPU_VARIANT) against references limited the same way
+(torch's ATen and oneDNN, NumPy's and OpenCV's own dispatch).
 """
 
 from __future__ import annotations
@@ -19,10 +23,26 @@ HERE = Path(__file__).resolve().parent
 STABLE_HEAP = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
 
 
+def avx2_environment() -> dict[str, str]:
+    """Settings that make every library on an AVX-512 CPU run as on one with AVX2 only."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    numpy_avx512 = [name for name in __cpu_dispatch__ if "AVX512" in name or name == "X86_V4"]
+    return {
+        "DBNET_FAST_CPU_VARIANT": "avx2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "NPY_DISABLE_CPU_FEATURES": " ".join(numpy_avx512),
+        "OPENCV_CPU_DISABLE": "AVX512-SKX",
+    }
+
+
 def run_suites(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.json"
         command = [sys.executable, "-m", "pytest", str(HERE), "-q", f"--benchmark-json={raw}"]
+        if args.cpu_time:
+            command.append("--benchmark-timer=time.process_time")
         selectors = [s for s in (args.k, args.device) if s]
         if selectors:
             command += ["-k", " and ".join(f"({s})" for s in selectors)]
@@ -73,7 +93,9 @@ def machine_description() -> str:
                     if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    text = (f"{name}; {describe_cpu()}; {os.cpu_count()} cores, "
+    from dbnet_fast.ops import cpu_variant
+
+    text = (f"{name}; torch {describe_cpu()}; dbnet_fast kernels {cpu_variant()}; {os.cpu_count()} cores, "
             f"{torch.get_num_threads()} torch threads")
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name()}"
@@ -97,7 +119,12 @@ def main(argv=None) -> int:
     parser.add_argument("-k", help="pytest -k expression selecting benchmarks")
     parser.add_argument("--json", type=Path, default=Path("bench-results/bench.json"),
                         help="where to write the summary (default: %(default)s)")
+    parser.add_argument("--cpu", choices=["avx2"], help="run as on a CPU without AVX-512 (see above)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time the process's CPU time, not wall time (on a busy machine; CPU only)")
     args = parser.parse_args(argv)
+    if args.cpu == "avx2":
+        os.environ.update(avx2_environment())  # before torch loads, here and in the suites
     summary = summarise(run_suites(args))
     machine = machine_description()
     print(f"\nmachine: {machine}")

@@ -2,6 +2,7 @@
 // and the build description. Only dbnet_fast.ops calls into it.
 #include <torch/extension.h>
 
+#include "core/clones.h"
 #include "entry_points.h"
 
 #if !defined(DBF_VERSION) || !defined(DBF_TORCH_VERSION)
@@ -156,11 +157,20 @@ py::dict build_info() {
   return info;
 }
 
+// The CPU kernels' variant (csrc/core/clones.h) and those this CPU can run, lowest first.
+py::tuple cpu_variants() {
+  py::list runnable;
+  for (int v = 0; v <= int(best_cpu_variant()); ++v) runnable.append(cpu_variant_name(CpuVariant(v)));
+  return py::make_tuple(cpu_variant_name(cpu_variant()), runnable);
+}
+
 }  // namespace
 }  // namespace dbf
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "dbnet_fast native kernels (use dbnet_fast.ops, not this module)";
+  // A forced variant this CPU cannot run: refuse to load (ImportError) rather than crash later.
+  if (*dbf::cpu_variant_error() != '\0') throw std::runtime_error(dbf::cpu_variant_error());
   m.def("binarize_forward", &dbf::binarize_forward, py::arg("prob"), py::arg("thresh"), py::arg("k"));
   m.def("binarize_backward", &dbf::binarize_backward, py::arg("grad"), py::arg("out"), py::arg("k"));
   m.def("loss_forward", &dbf::loss_forward);
@@ -176,5 +186,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("offset_polygons", &dbf::offset_polygons_cpu);
   m.def("polygon_masks", &dbf::polygon_masks_cpu);
   m.def("build_info", &dbf::build_info);
+  m.def("cpu_variants", &dbf::cpu_variants);
   m.attr("max_coordinate") = dbf::kMaxCoordinate;  // the range rule of point coordinates
 }

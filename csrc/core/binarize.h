@@ -23,17 +23,22 @@ DBF_HOST_DEVICE float binarize_value(float p, float t, BinarizeGain<float> k) {
   const float v = d - p;
   const float d_err = (p - (d - v)) + (-t - v);
   // Keep an overflowing p - t finite so that k = 0 still gives 1/2 (0 * inf is NaN).
-  d = d > 3.4e38f ? 3.4e38f : d;
+  // (written as min / max, bit masks and sign flips: the AVX2 variant would
+  // otherwise blend, at three micro-ops a select)
+  d = 3.4e38f < d ? 3.4e38f : d;
   d = d < -3.4e38f ? -3.4e38f : d;
   const float z = k.hi * d;
   float z_err = fused_mul_add(k.hi, d, -z) + (k.hi * d_err + k.lo * d);
   // Past |z| = 104 the result is 0 or 1, and where p - t or k (p - t)
   // overflows the correction is inf - inf: drop it there.
-  const float abs_z = z < 0.f ? -z : z;
+  const uint32_t z_bits = float_to_bits(z);
+  const float abs_z = bits_to_float(z_bits & 0x7fffffffu);
   z_err = z_err - z_err == 0.f ? z_err : 0.f;
   z_err = abs_z < 104.f ? z_err : 0.f;
-  const float neg_z_err = -z_err;
-  const float s = exp_nonpositive(-abs_z, z < 0.f ? z_err : neg_z_err);
+  // exp(-|z|) is exp(z + z_err) for z < 0, exp(-z - z_err) otherwise (at
+  // z = -0 either sign of a zero z_err gives the same)
+  const float exp_err = bits_to_float(float_to_bits(z_err) ^ (~z_bits & 0x80000000u));
+  const float s = exp_nonpositive(-abs_z, exp_err);
   return sigmoid_from_exp(z, s);
 }
 

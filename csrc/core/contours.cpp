@@ -41,8 +41,8 @@ std::vector<uint8_t>& row_flags_buffer(int height) {
 // prob > thresh as 0/1 bytes into rows of labels `stride` apart, and for
 // each row whether any pixel is set; false if the map holds NaN or inf
 // (v - v is then NaN). Wide variants: this pass reads the whole map.
-DBF_CPU_CLONES bool threshold_map(const float* prob, int height, int width, float thresh, int8_t* labels,
-                                  int64_t stride, uint8_t* has_foreground) {
+DBF_FORCE_INLINE bool threshold_map_impl(const float* prob, int height, int width, float thresh,
+                                         int8_t* labels, int64_t stride, uint8_t* has_foreground) {
   int non_finite = 0;
   for (int y = 0; y < height; ++y) {
     const float* in = prob + size_t(y) * width;
@@ -58,6 +58,11 @@ DBF_CPU_CLONES bool threshold_map(const float* prob, int height, int width, floa
   }
   return non_finite == 0;
 }
+
+DBF_CPU_DISPATCH(bool, threshold_map,
+                 (const float* prob, int height, int width, float thresh, int8_t* labels, int64_t stride,
+                  uint8_t* has_foreground),
+                 threshold_map_impl, (prob, height, width, thresh, labels, stride, has_foreground))
 
 // Eight pixels as one word, the first pixel in the lowest byte (whatever the
 // machine's byte order), so that first_set_byte finds the first that differs.

@@ -134,7 +134,7 @@ typedef float Float4 __attribute__((vector_size(16)));
 typedef float Float16 __attribute__((vector_size(64)));
 typedef double Double4 __attribute__((vector_size(32)));
 
-DBF_CPU_CLONES double sum_runs(const float* prob, const RasterRun* runs, size_t count) {
+DBF_FORCE_INLINE double sum_runs_impl(const float* prob, const RasterRun* runs, size_t count) {
   Double4 acc[4] = {};
   auto add16 = [&](const float* p) {
     for (int k = 0; k < 4; ++k) {
@@ -167,6 +167,9 @@ DBF_CPU_CLONES double sum_runs(const float* prob, const RasterRun* runs, size_t 
   }
   return lane[0];
 }
+
+DBF_CPU_DISPATCH(double, sum_runs, (const float* prob, const RasterRun* runs, size_t count), sum_runs_impl,
+                 (prob, runs, count))
 
 }  // namespace
 

@@ -24,8 +24,8 @@ struct Scratch {
 
 // The cleaned offset polygon of src by delta into `out`. Returns twice its
 // area (0: empty, or its outline too long to clean).
-DBF_CPU_CLONES int64_t offset_polygon(const std::vector<IPoint>& src, int64_t m, double delta,
-                                      Scratch& s, std::vector<Segment>& out) {
+DBF_FORCE_INLINE int64_t offset_polygon_impl(const std::vector<IPoint>& src, int64_t m, double delta,
+                                             Scratch& s, std::vector<Segment>& out) {
   out.clear();
   s.outline.resize(offset_capacity(m, delta));
   const int64_t count = offset_path(src.data(), m, delta, s.outline.data());
@@ -34,6 +34,11 @@ DBF_CPU_CLONES int64_t offset_polygon(const std::vector<IPoint>& src, int64_t m,
   return clean_path(s.outline.data(), count, s.splits.data(),
                     [&](const Segment& e) { out.push_back(e); });
 }
+
+DBF_CPU_DISPATCH(int64_t, offset_polygon,
+                 (const std::vector<IPoint>& src, int64_t m, double delta, Scratch& s,
+                  std::vector<Segment>& out),
+                 offset_polygon_impl, (src, m, delta, s, out))
 
 void draw_line(const LineRun& r, float value, float* plane, int width) {
   // Bresenham's error term instead of line_pixel's division: q = 2 major m -
@@ -66,8 +71,8 @@ void draw_line(const LineRun& r, float value, float* plane, int width) {
 }
 
 // cv2.fillPoly(plane, polygon, value) for the polygon given by its edges.
-DBF_CPU_CLONES void fill_poly(const Segment* edges, size_t count, int height, int width,
-                              float value, float* plane, Scratch& s) {
+DBF_FORCE_INLINE void fill_poly_impl(const Segment* edges, size_t count, int height, int width,
+                                     float value, float* plane, Scratch& s) {
   s.fill.clear();
   for (size_t i = 0; i < count; ++i) {
     draw_line(make_line(edges[i], height, width), value, plane, width);
@@ -104,6 +109,11 @@ DBF_CPU_CLONES void fill_poly(const Segment* edges, size_t count, int height, in
     }
   }
 }
+
+DBF_CPU_DISPATCH(void, fill_poly,
+                 (const Segment* edges, size_t count, int height, int width, float value, float* plane,
+                  Scratch& s),
+                 fill_poly_impl, (edges, count, height, width, value, plane, s))
 
 // Rows of the canvas are widened to whole vectors of this many floats (the
 // compilers' vector epilogues are 8 wide; scalar tails cost more than pixels).
@@ -164,8 +174,8 @@ DBF_FORCE_INLINE void draw_canvas_impl(const double* xy, int64_t n, double d, Bo
   }
 }
 
-DBF_CPU_CLONES void draw_canvas(const double* xy, int64_t n, double d, Box box, bool exact,
-                                float low, float span, float* thresh, int width) {
+DBF_FORCE_INLINE void draw_canvas_any(const double* xy, int64_t n, double d, Box box, bool exact,
+                                      float low, float span, float* thresh, int width) {
   // the map holds low + span v: with span < 0 the largest v is the smallest value
   if (exact && span >= 0) draw_canvas_impl<true, true>(xy, n, d, box, low, span, thresh, width);
   if (exact && span < 0) draw_canvas_impl<true, false>(xy, n, d, box, low, span, thresh, width);
@@ -173,13 +183,21 @@ DBF_CPU_CLONES void draw_canvas(const double* xy, int64_t n, double d, Box box, 
   if (!exact && span < 0) draw_canvas_impl<false, false>(xy, n, d, box, low, span, thresh, width);
 }
 
-DBF_CPU_CLONES void fill_value(float* values, int64_t n, float value) {
+DBF_CPU_DISPATCH(void, draw_canvas,
+                 (const double* xy, int64_t n, double d, Box box, bool exact, float low, float span,
+                  float* thresh, int width),
+                 draw_canvas_any, (xy, n, d, box, exact, low, span, thresh, width))
+
+DBF_FORCE_INLINE void fill_value_impl(float* values, int64_t n, float value) {
   if (value == 0.f) {
     std::memset(values, 0, n * sizeof(float));  // libc's fastest stores
     return;
   }
   for (int64_t i = 0; i < n; ++i) values[i] = value;
 }
+
+DBF_CPU_DISPATCH(void, fill_value, (float* values, int64_t n, float value), fill_value_impl,
+                 (values, n, value))
 
 // The bounding box of the polygon's vertices within the image.
 Box segment_box(const std::vector<Segment>& edges, int height, int width) {

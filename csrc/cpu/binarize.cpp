@@ -13,15 +13,14 @@ namespace {
 
 constexpr int64_t kGrain = 1 << 15;  // elements per task: large enough to amortise a wake-up
 
-DBF_CPU_CLONES void forward_f32(const float* prob, const float* thresh, float* out, int64_t n,
-                                BinarizeGain<float> k) {
-  binarize_forward_span(prob, thresh, out, n, k);
-}
+DBF_CPU_DISPATCH(void, forward_f32,
+                 (const float* prob, const float* thresh, float* out, int64_t n, BinarizeGain<float> k),
+                 binarize_forward_span, (prob, thresh, out, n, k))
 
-DBF_CPU_CLONES void backward_f32(const float* grad, const float* out, float* grad_prob,
-                                 float* grad_thresh, int64_t n, float k) {
-  binarize_backward_span(grad, out, grad_prob, grad_thresh, n, k);
-}
+DBF_CPU_DISPATCH(void, backward_f32,
+                 (const float* grad, const float* out, float* grad_prob, float* grad_thresh, int64_t n,
+                  float k),
+                 binarize_backward_span, (grad, out, grad_prob, grad_thresh, n, k))
 
 template <class T>
 void forward_chunk(const T* prob, const T* thresh, T* out, int64_t n, BinarizeGain<acc_t<T>> k) {

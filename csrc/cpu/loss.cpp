@@ -39,23 +39,22 @@ std::vector<Number> sum_rows(const std::vector<Number>& rows, int64_t width) {
   return total;
 }
 
-DBF_CPU_CLONES void forward_f32(const float* xp, const float* xt, const float* gt, const float* m,
-                                const float* tm, const float* tmask, uint32_t* keys, int64_t n,
-                                BinarizeGain<float> k, double* sums, int64_t* histogram) {
-  loss_forward_span(xp, xt, gt, m, tm, tmask, keys, n, k, sums, histogram);
-}
+DBF_CPU_DISPATCH(void, forward_f32,
+                 (const float* xp, const float* xt, const float* gt, const float* m, const float* tm,
+                  const float* tmask, uint32_t* keys, int64_t n, BinarizeGain<float> k, double* sums,
+                  int64_t* histogram),
+                 loss_forward_span, (xp, xt, gt, m, tm, tmask, keys, n, k, sums, histogram))
 
-DBF_CPU_CLONES void backward_f32(const float* xp, const float* xt, const float* gt, const float* m,
-                                 const float* tm, const float* tmask, const uint32_t* keys,
-                                 int64_t n, uint32_t threshold, LossGradFactors<float> f,
-                                 BinarizeGain<float> k, float* grad_xp, float* grad_xt) {
-  loss_backward_span(xp, xt, gt, m, tm, tmask, keys, n, threshold, f, k, grad_xp, grad_xt);
-}
+DBF_CPU_DISPATCH(void, backward_f32,
+                 (const float* xp, const float* xt, const float* gt, const float* m, const float* tm,
+                  const float* tmask, const uint32_t* keys, int64_t n, uint32_t threshold,
+                  LossGradFactors<float> f, BinarizeGain<float> k, float* grad_xp, float* grad_xt),
+                 loss_backward_span, (xp, xt, gt, m, tm, tmask, keys, n, threshold, f, k, grad_xp, grad_xt))
 
-DBF_CPU_CLONES double radix_pass_u32(const uint32_t* keys, int64_t n,
-                                     const RadixState<uint32_t>& s, int pass, int64_t* histogram) {
-  return radix_pass_span(keys, n, s, pass, histogram);
-}
+DBF_CPU_DISPATCH(double, radix_pass_u32,
+                 (const uint32_t* keys, int64_t n, const RadixState<uint32_t>& s, int pass,
+                  int64_t* histogram),
+                 radix_pass_span, (keys, n, s, pass, histogram))
 
 template <class Key>
 double radix_pass_chunk(const Key* keys, int64_t n, const RadixState<Key>& s, int pass,

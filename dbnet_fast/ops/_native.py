@@ -102,6 +102,8 @@ def load_extension(built: dict | None, torch_version: str, torch_cuda: str | Non
     try:
         from dbnet_fast import _C
     except ImportError as error:
+        if "DBNET_FAST_CPU_VARIANT" in str(error):
+            raise  # the user's setting, not a broken build: its message says what is wrong
         what = f"dbnet_fast {built['version']}" if built else "dbnet_fast"
         if any(text in str(error) for text in _LINKER_ERRORS):
             raise ImportError(
@@ -149,3 +151,19 @@ def build_info() -> dict:
     info = dict(BUILD_INFO)
     info["cuda_archs"] = [a for a in info["cuda_archs"].replace(" ", ";").split(";") if a]
     return info
+
+
+def cpu_variant() -> str:
+    """The SIMD variant the CPU kernels run: ``"avx512"`` (x86-64-v4), ``"avx2"``
+    (x86-64-v3: AVX2 + FMA) or ``"baseline"``.
+
+    Chosen once when the extension loads: the best that the CPU runs, or the one
+    forced with ``DBNET_FAST_CPU_VARIANT=baseline|avx2|avx512`` (a variant the CPU
+    cannot run makes the import fail with an ImportError that says so).
+    """
+    return _C.real.cpu_variants()[0]
+
+
+def cpu_variants() -> list[str]:
+    """The variants this CPU can run, lowest first, e.g. ``["baseline", "avx2"]``."""
+    return list(_C.real.cpu_variants()[1])
