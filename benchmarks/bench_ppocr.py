@@ -14,20 +14,13 @@ from common import compiled, run
 
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from dbnet_fast.model.paddle import MODELS, default_onnx_path, load_ppocr_det  # noqa: E402
+from dbnet_fast.model.paddle import (MODELS, default_onnx_path, is_installed,  # noqa: E402
+                                     load_ppocr_det)
 
 SIZE = (960, 960)
 ONE_PER_ARCH = {spec.arch: name for name, spec in reversed(MODELS.items())}.values()
 """The first model of each architecture (ppocr-v4, ppocr-v6-small)."""
 _models: dict = {}
-
-
-def _installed(name: str) -> bool:
-    try:
-        default_onnx_path(name)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def model(name):
@@ -45,7 +38,7 @@ def image() -> torch.Tensor:
 
 @pytest.mark.parametrize("variant", ["eager", "compiled", "onnxruntime"])
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.skipif(
-    not _installed(n), reason=f"{MODELS[n].requirement} is not installed")) for n in MODELS])
+    not is_installed(n), reason=f"{MODELS[n].requirement} is not installed")) for n in MODELS])
 @pytest.mark.parametrize("device", ["cpu"])  # named so that report.py --device selects it
 def bench_ppocr_det_forward(benchmark, device, name, variant):
     if benchmark.disabled and variant == "compiled" and name not in ONE_PER_ARCH:

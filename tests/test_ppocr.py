@@ -27,7 +27,7 @@ cv2 = pytest.importorskip("cv2")
 
 from dbnet_fast.assets import real_maps_path  # noqa: E402
 from dbnet_fast.model import DBLoss, PPOCRDet, load_ppocr_det, ppocr_normalize  # noqa: E402
-from dbnet_fast.model.paddle import MODELS, default_onnx_path  # noqa: E402
+from dbnet_fast.model.paddle import MODELS, default_onnx_path, is_installed  # noqa: E402
 from dbnet_fast.postprocess import DBPostProcessor  # noqa: E402
 from dbnet_fast.predict import DBPredictor  # noqa: E402
 
@@ -37,16 +37,8 @@ TOL_DEFAULT = 5e-4  # against onnxruntime's default session
 SIZES = [(32, 32), (32, 2016), (1984, 64), (736, 1312)]  # multiples of 32, 1:1 to 1:63
 
 
-def _installed(name: str) -> bool:
-    try:
-        default_onnx_path(name)
-    except FileNotFoundError:
-        return False
-    return True
-
-
 MODEL_NAMES = [pytest.param(n, marks=pytest.mark.skipif(
-    not _installed(n), reason=f"{MODELS[n].requirement} is not installed (make build)"))
+    not is_installed(n), reason=f"{MODELS[n].requirement} is not installed (make build)"))
     for n in MODELS]
 _cache: dict = {}
 
@@ -166,7 +158,7 @@ def test_predictor_boxes_equal_rapidocr_on_onnxruntime_maps(name, real):
                            f"{name} {image_name}")
 
 
-@pytest.mark.skipif(not _installed("ppocr-v4"), reason="rapidocr-onnxruntime is not installed")
+@pytest.mark.skipif(not is_installed("ppocr-v4"), reason="rapidocr-onnxruntime is not installed")
 def test_v4_boxes_equal_recorded_paddleocr_boxes(real):
     """PP-OCRv4's map through DBPostProcessor gives PaddleOCR's boxes recorded
     with the real maps (its DBPostProcess on onnxruntime's map)."""

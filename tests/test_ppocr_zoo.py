@@ -12,21 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from dbnet_fast.model.paddle import MODELS, PPOCRDet, default_onnx_path, load_ppocr_det
+from dbnet_fast.model.paddle import (MODELS, PPOCRDet, default_onnx_path, is_installed,
+                                     load_ppocr_det)
 from dbnet_fast.model.paddle import zoo
 
 onnx = pytest.importorskip("onnx")
 
 
-def _installed(name: str) -> bool:
-    try:
-        default_onnx_path(name)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-needs = {n: pytest.mark.skipif(not _installed(n), reason=f"{MODELS[n].requirement} not installed")
+needs = {n: pytest.mark.skipif(not is_installed(n), reason=f"{MODELS[n].requirement} not installed")
          for n in MODELS}
 
 
@@ -159,7 +152,7 @@ def test_bad_files_are_refused_whole(name, tmp_path):
     refused(truncated, "not a readable ONNX model|weighted layers|has no constant")
     # another model: each of the other detectors' files
     for other in MODELS:
-        if other != name and _installed(other) and MODELS[other].arch != MODELS[name].arch:
+        if other != name and is_installed(other) and MODELS[other].arch != MODELS[name].arch:
             refused(default_onnx_path(other), f"not the {title} detector's export|differs|has")
     # the right model with one weight of another shape: the layer is named
     graph = onnx.load(path)

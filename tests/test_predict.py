@@ -396,8 +396,14 @@ def test_init_from_ppocr_and_from_checkpoint(real, ppocr, tmp_path):
         initialise(build_model("resnet18", inner_channels=64), "ppocr-v4")
     with pytest.raises(ValueError, match="not the"):
         initialise(build_model("resnet18", inner_channels=64), str(path))
-    with pytest.raises(ValueError, match="RSE-FPN"):
+    with pytest.raises(ValueError, match="own neck \\(rsefpn\\)"):
         build_model("ppocr-v4", neck="asf")
+    # each PaddleOCR architecture records the neck it has, and a checkpoint's config rebuilds it
+    v6 = build_model("ppocr-v6-small")
+    assert v6.config["neck"] == "replkfpn"
+    assert build_model(**v6.config).config == v6.config
+    with pytest.raises(ValueError, match="own neck \\(replkfpn\\)"):
+        build_model("ppocr-v6-small", neck="rsefpn")
 
 
 # ----------------------------------------------------------------------------- edge cases

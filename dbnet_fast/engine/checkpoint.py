@@ -104,14 +104,16 @@ def build_model(backbone: str = "resnet18", neck: str = "fpn", dcn: bool = False
     the usual data pipeline)."""
     if backbone in PPOCR_ARCHS:
         from dbnet_fast.model import PPOCRDet
+        from dbnet_fast.model.paddle import MODELS
         from dbnet_fast.model.paddle.detector import NECK_CHANNELS
 
-        if dcn or neck not in ("fpn", "rsefpn") or pretrained_backbone:
-            raise ValueError(f"{backbone} has its own neck (an RSE-FPN), no deformable convs and "
-                             f"no separate backbone weights (start from PaddleOCR's with "
+        own_neck = MODELS[backbone].arch.split("-")[-1]  # "rsefpn" or "replkfpn"
+        if dcn or neck not in ("fpn", own_neck) or pretrained_backbone:
+            raise ValueError(f"{backbone} has its own neck ({own_neck}), no deformable convs "
+                             f"and no separate backbone weights (start from PaddleOCR's with "
                              f"init='{backbone}')")
         model = PPOCRDet(backbone, k=k, input_norm="imagenet")
-        neck, inner_channels = "rsefpn", NECK_CHANNELS
+        neck, inner_channels = own_neck, NECK_CHANNELS
     else:
         from dbnet_fast.model import DBNet
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dbnet_fast.model.backbones import BACKBONES, build_backbone
-from dbnet_fast.model.head import DBHead
+from dbnet_fast.model.head import DBHead, init_weights
 from dbnet_fast.model.necks import FPN, AdaptiveScaleFusion
 from dbnet_fast.ops import db_binarize
 
@@ -86,7 +86,7 @@ class DBNet(nn.Module):
         self.prob_head = DBHead(inner_channels)
         self.thresh_head = DBHead(inner_channels)
         for module in (self.neck, self.prob_head, self.thresh_head):
-            module.apply(_init_weights)
+            module.apply(init_weights)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
         _check_images(images)
@@ -129,13 +129,3 @@ def _check_images(images) -> None:
             f"{h}x{w} (pad or resize, e.g. to {max(STRIDE, -(-h // STRIDE) * STRIDE)}x"
             f"{max(STRIDE, -(-w // STRIDE) * STRIDE)})"
         )
-
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.ones_(module.weight)
-        nn.init.constant_(module.bias, 1e-4)

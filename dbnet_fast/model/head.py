@@ -44,3 +44,16 @@ class DBHead(nn.Module):
         with torch.autocast(device_type=y.device.type, enabled=False):
             return F.conv_transpose2d(y.to(dtype), self.out.weight.to(dtype),
                                       self.out.bias.to(dtype), stride=2)
+
+
+def init_weights(module: nn.Module) -> None:
+    """DBNet's initialisation of its neck and heads (MhLiao/DB's): He-normal
+    convolutions with zero bias, BatchNorm weight 1 and bias 1e-4; use with
+    ``module.apply``."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.ones_(module.weight)
+        nn.init.constant_(module.bias, 1e-4)

@@ -22,7 +22,7 @@ from dbnet_fast.model.paddle.detector import STRIDE, PPOCRDet, ppocr_normalize
 from dbnet_fast.model.paddle.zoo import MODELS, VERSIONS, PaddleDetSpec
 
 __all__ = ["MODELS", "STRIDE", "VERSIONS", "PPOCRDet", "PaddleDetSpec", "default_onnx_path",
-           "load_ppocr_det", "model_name", "ppocr_normalize"]
+           "is_installed", "load_ppocr_det", "model_name", "ppocr_normalize"]
 
 
 def model_name(version: str) -> str:
@@ -55,6 +55,15 @@ def default_onnx_path(name: str = "ppocr-v4") -> str:
                             f"installed {spec.package} ({list(found.submodule_search_locations)}); "
                             f"{how}")
 
+
+
+def is_installed(name: str) -> bool:
+    """Whether model ``name``'s ONNX file is installed (see :func:`default_onnx_path`)."""
+    try:
+        default_onnx_path(name)
+    except FileNotFoundError:
+        return False
+    return True
 
 def load_ppocr_det(version: str = "v4", path: str | os.PathLike | None = None, k: float = 50.0,
                    input_norm: str = "ppocr") -> PPOCRDet:

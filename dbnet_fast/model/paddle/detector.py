@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from dbnet_fast.model.dbnet import db_outputs
-from dbnet_fast.model.head import DBHead
+from dbnet_fast.model.head import DBHead, init_weights
 from dbnet_fast.model.paddle.lcnetv3 import PPLCNetV3
 from dbnet_fast.model.paddle.lcnetv4 import PPLCNetV4
 from dbnet_fast.model.paddle.necks import RSEFPN
@@ -24,17 +24,6 @@ NECK_CHANNELS = 96
 INPUT_NORMS = ("ppocr", "imagenet")
 LARGE_KERNEL = 7
 """The depthwise kernel of PP-OCRv6 small's RepLK-FPN (its config: dilated_kernel_size 7)."""
-
-
-def _init_head(module: nn.Module) -> None:
-    """The threshold head's initialisation, as dbnet_fast's DBNet (MhLiao/DB)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.ones_(module.weight)
-        nn.init.constant_(module.bias, 1e-4)
 
 
 class PPOCRDet(nn.Module):
@@ -95,7 +84,7 @@ class PPOCRDet(nn.Module):
                                LARGE_KERNEL)
             self.prob_head = DBHead(NECK_CHANNELS, batch_norm=False)
         self.thresh_head = DBHead(NECK_CHANNELS)
-        self.thresh_head.apply(_init_head)
+        self.thresh_head.apply(init_weights)  # as DBNet's (MhLiao/DB)
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images)
