@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import torch
 
-from dbnet_fast.data.transforms import inference_size, normalize
+from dbnet_fast.data.transforms import check_input_size, inference_size, normalize
 from dbnet_fast.engine.checkpoint import PPOCR_ARCHS, unwrap
 from dbnet_fast.engine.precision import autocast, resolve_amp
 from dbnet_fast.fold import fold_batchnorm
@@ -183,16 +183,23 @@ def normalize_input(bgr: np.ndarray, input_norm: str) -> torch.Tensor:
 class Preprocessor:
     """Any accepted image -> :class:`PreparedImage`: read or convert to BGR, resize by
     the policy, normalise. Small and picklable: DataLoader workers get a copy.
-    ``tile_size``: an image with a side over it keeps its own size (run in tiles)."""
+    ``tile_size``: an image with a side over it keeps its own size (run in tiles).
+    ``size``: (height, width), every image resized to exactly this instead of the
+    policy (aspect not kept)."""
 
     limit_side_len: int = 960
     limit_type: str = "max"
     input_norm: str = "imagenet"
     color: str | None = None
     tile_size: int | None = None
+    size: tuple[int, int] | None = None
 
     def __post_init__(self):
         inference_size(32, 32, self.limit_side_len, self.limit_type)  # validates both
+        if self.size is not None:
+            object.__setattr__(self, "size", check_input_size(self.size, "DBPredictor"))
+            if self.tile_size is not None:
+                raise ValueError("DBPredictor: size (an exact input size) excludes tiles")
         if self.color is not None and self.color not in COLORS:
             raise ValueError(f"DBPredictor: color must be None or one of {COLORS}, "
                              f"got {self.color!r}")
@@ -237,7 +244,7 @@ class Preprocessor:
         height, width = bgr.shape[:2]
         if self.tile_size is not None and max(height, width) > self.tile_size:
             return PreparedImage(normalize_input(bgr, self.input_norm), (height, width))
-        h, w = inference_size(height, width, self.limit_side_len, self.limit_type)
+        h, w = self.size or inference_size(height, width, self.limit_side_len, self.limit_type)
         if (h, w) != (height, width):
             bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
         return PreparedImage(normalize_input(bgr, self.input_norm), (height, width))
@@ -268,6 +275,9 @@ class DBPredictor:
             (:func:`~dbnet_fast.data.transforms.inference_size`). Default: a
             pretrained model's own setting, else the long side at most 960
             (PaddleOCR's inference setting).
+        size: (height, width), both multiples of 32: every image resized to
+            exactly this (aspect not kept) instead of the policy; MhLiao/DB
+            tests ICDAR 2015 at (736, 1280). Excludes ``tiles``.
         batch_size: images per forward pass.
         pad_to: each input is padded to a multiple of this (a multiple of 32);
             images of the same padded size share batches (module documentation).
@@ -303,7 +313,8 @@ class DBPredictor:
                  limit_type: str | None = None, batch_size: int = 8, pad_to: int = 32,
                  amp: bool = False, color: str | None = None,
                  postprocess: DBPostProcessor | dict | None = None, tiles: int | None = None,
-                 tile_overlap: int | None = None, compile: bool = False):
+                 tile_overlap: int | None = None, compile: bool = False,
+                 size: tuple[int, int] | None = None):
         from dbnet_fast.engine.distributed import resolve_device
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -318,7 +329,7 @@ class DBPredictor:
             defaults["limit_side_len"] if limit_side_len is None else limit_side_len,
             defaults["limit_type"] if limit_type is None else limit_type,
             getattr(self.model, "input_norm", "imagenet"), color,
-            None if self.tiling is None else self.tiling.size)
+            None if self.tiling is None else self.tiling.size, size)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DBPredictor: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(pad_to, bool) or not isinstance(pad_to, int) or pad_to < 32 or pad_to % 32:
@@ -402,21 +413,52 @@ class DBPredictor:
         of that model), so no call runs the model in another call's mode and
         BatchNorm statistics never change. Preparing images runs in parallel."""
         results: list[Detections | None] = [None] * len(prepared)
+
+        def detect(indices, prob, shapes):
+            found = postprocess_padded(self.postprocessor, prob, shapes,
+                                       [prepared[i].size for i in indices])
+            for i, detections in zip(indices, found):
+                results[i] = detections
+
+        self._each_batch(prepared, detect)
+        return results
+
+    @torch.no_grad()
+    def maps(self, prepared: Sequence[PreparedImage]) -> list[tuple[torch.Tensor, tuple[int, int]]]:
+        """The probability map of each prepared image, in their order, with its
+        original (H, W): ``(map, size)``, ``map`` an (h, w) float32 view on the
+        predictor's device cropped to the image's model input (padding and tiles
+        removed). ``postprocessor(map[None], sizes=[size])`` gives what :meth:`run`
+        gives, so one forward pass can be scored at many post-processing settings.
+        Batches, tiles and locking as :meth:`run`."""
+        results: list = [None] * len(prepared)
+
+        def keep(indices, prob, shapes):
+            for b, (i, (h, w)) in enumerate(zip(indices, shapes)):
+                results[i] = (prob[b, 0, :h, :w], prepared[i].size)
+
+        self._each_batch(prepared, keep)
+        return results
+
+    def _each_batch(self, prepared: Sequence[PreparedImage], consume) -> None:
+        """Runs the model on every batch of ``prepared`` (eval mode, under the model's
+        lock) and hands each to ``consume(indices, prob (B, 1, H, W), shapes)``,
+        ``shapes[b]`` the part of map b that is image b's."""
         with _model_lock(self.model):
             was_training = self.model.training
             self.model.eval()
             try:
                 for indices in self.batches(prepared):
                     items = [prepared[i] for i in indices]
-                    found = (self._run_tiled(items[0]) if self.is_tiled(items[0])
-                             else self._run_batch(items))
-                    for i, detections in zip(indices, found):
-                        results[i] = detections
+                    if self.is_tiled(items[0]):
+                        prob = self._stitched_map(items[0])[None, None]
+                        consume(indices, prob, [tuple(prob.shape[-2:])])
+                    else:
+                        consume(indices, *self._batch_map(items))
             finally:
                 self.model.train(was_training)
-        return results
 
-    def _run_batch(self, items: list[PreparedImage]) -> list[Detections]:
+    def _batch_map(self, items: list[PreparedImage]) -> tuple[torch.Tensor, list]:
         shapes = [tuple(p.tensor.shape[1:]) for p in items]
         height, width = self.padded_size(items[0])  # the same for the whole batch
         if len(items) == 1 and shapes[0] == (height, width):
@@ -425,16 +467,15 @@ class DBPredictor:
             images = torch.zeros(len(items), 3, height, width, dtype=torch.float32)
             for b, p in enumerate(items):
                 images[b, :, :shapes[b][0], :shapes[b][1]] = p.tensor
-        prob = self._forward(images)
-        return postprocess_padded(self.postprocessor, prob, shapes, [p.size for p in items])
+        return self._forward(images), shapes
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.amp):
             return self.forward(images.to(self.device, non_blocking=True)).float()
 
-    def _run_tiled(self, item: PreparedImage) -> list[Detections]:
-        """One large image: its tiles through the model in batches, their maps
-        stitched (:meth:`Tiling.stitch`), post-processed as one map."""
+    def _stitched_map(self, item: PreparedImage) -> torch.Tensor:
+        """The (H, W) map of one large image: its tiles through the model in batches,
+        their maps stitched (:meth:`Tiling.stitch`)."""
         height, width = item.tensor.shape[1:]
         windows = self.tiling.windows(height, width)
         maps = []
@@ -442,8 +483,7 @@ class DBPredictor:
             tiles = torch.stack([self.tiling.cut(item.tensor, window)
                                  for window in windows[i:i + self.batch_size]])
             maps += list(self._forward(tiles)[:, 0])
-        prob = self.tiling.stitch(maps, windows, height, width)
-        return self.postprocessor(prob[None], sizes=[item.size])
+        return self.tiling.stitch(maps, windows, height, width)
 
     def __call__(self, images) -> list[Detections]:
         if isinstance(images, torch.Tensor) and images.dim() == 4:

@@ -137,6 +137,20 @@ def inference_size(height: int, width: int, limit_side_len: int = 960, limit_typ
             max(m, int(round(int(width * ratio) / m) * m)))
 
 
+def check_input_size(size, who: str) -> tuple[int, int]:
+    """An exact model input ``size`` -> (height, width) as ints; a ValueError naming
+    ``who``'s ``size`` unless both are positive multiples of 32 (the model's stride)."""
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        height = width = None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 32
+               and v % 32 == 0 for v in (height, width)):
+        raise ValueError(f"{who}: size must be (height, width), both positive multiples of 32, "
+                         f"got {size!r}")
+    return int(height), int(width)
+
+
 # ----------------------------------------------------------------------------- geometry
 
 
@@ -387,14 +401,18 @@ class TrainTransform:
 
 @dataclass
 class EvalTransform:
-    """Resize keeping the aspect ratio, sides rounded to multiples of ``multiple``.
+    """Resize keeping the aspect ratio, sides rounded to multiples of ``multiple``;
+    or to an exact ``size``.
 
     Args:
-        short_side: scale so the short side becomes this (MhLiao/DB uses 736 on
-            ICDAR 2015); None keeps the scale at 1.
+        short_side: scale so the short side becomes this; None keeps the scale at 1.
         max_side: then, if the long side exceeds this, scale it down to it.
         multiple: each output side is rounded to the nearest multiple (>= 1 multiple).
         builder, targets: as :class:`TrainTransform`.
+        size: (height, width), multiples of 32: every image is resized to exactly
+            this, aspect not kept, bilinear (MhLiao/DB's ICDAR 2015 test resize is
+            (736, 1280), ``cv2.resize``'s default interpolation); excludes
+            ``short_side`` and ``max_side``.
 
     The sample also holds ``shape`` (original H, W) and ``scale`` = (sx, sy), the
     output size over the original per axis; :func:`unscale_polygons` maps output
@@ -406,8 +424,13 @@ class EvalTransform:
     multiple: int = 32
     builder: DBTargetBuilder = field(default_factory=DBTargetBuilder)
     targets: bool = True
+    size: tuple[int, int] | None = None
 
     def __post_init__(self):
+        if self.size is not None:
+            self.size = check_input_size(self.size, "EvalTransform")
+            if self.short_side is not None or self.max_side is not None:
+                raise ValueError("EvalTransform: size (exact) excludes short_side and max_side")
         for name in ("short_side", "max_side"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
@@ -419,6 +442,8 @@ class EvalTransform:
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the resized image for an input of (height, width)."""
+        if self.size is not None:
+            return self.size
         s = 1.0 if self.short_side is None else self.short_side / min(height, width)
         if self.max_side is not None and max(height, width) * s > self.max_side:
             s = self.max_side / max(height, width)
@@ -432,7 +457,7 @@ class EvalTransform:
         size = self.output_size(height, width)
         if size != (height, width):
             shrink = size[0] < height or size[1] < width
-            mode = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            mode = cv2.INTER_AREA if shrink and self.size is None else cv2.INTER_LINEAR
             image = cv2.resize(image, size[::-1], interpolation=mode)
         polygons = transform_polygons(polygons, resize_matrix((height, width), size))
         sample = _finish(image, polygons, ignore, self.builder, self.targets)
