@@ -5,6 +5,7 @@ layout found under ``root`` is used::
 
     root/train_images/img_1.jpg          root/test_images/img_1.jpg
     root/train_gts/gt_img_1.txt          root/test_gts/gt_img_1.txt
+      (MhLiao/DB's layout names training files root/train_gts/img_1.jpg.txt)
   or the original archive names:
     root/ch4_training_images/            root/ch4_test_images/
     root/ch4_training_localization_transcription_gt/
@@ -13,7 +14,13 @@ layout found under ``root`` is used::
   or root/images/ + root/gts/ (a root holding one split; ``split`` then only
   picks the seed stream).
 
-  Image ``<stem>.<ext>`` has ground truth ``gt_<stem>.txt``: UTF-8 (a BOM is
+  When ``root/<split>_list.txt`` exists (MhLiao/DB's ``train_list.txt`` and
+  ``test_list.txt``: one image file name per line), only the listed images are
+  read, in list order; a listed image that is missing raises FileNotFoundError
+  naming the list and line.
+
+  Image ``<stem>.<ext>`` has ground truth ``gt_<stem>.txt`` or ``<stem>.<ext>.txt``
+  (MhLiao/DB's training files, ``img_1.jpg.txt``): UTF-8 (a BOM is
   allowed), one word per line ``x1,y1,x2,y2,x3,y3,x4,y4,transcription``
   (integers or decimals; the transcription is everything after the eighth
   comma, commas included, and may be missing); ``###`` marks a word to ignore.
@@ -266,6 +273,21 @@ def image_problem(path: Path) -> str | None:
         return "is not an image file (unknown format)"
     return None
 
+def _listed_images(folder: Path, list_file: Path) -> list[Path]:
+    """The images ``list_file`` names (one file name per line, blank lines skipped),
+    in its order, from ``folder``."""
+    out = []
+    for lineno, line in enumerate(_read_lines(list_file), 1):
+        name = line.strip()
+        if not name:
+            continue
+        image = folder / name
+        if not image.is_file():
+            raise FileNotFoundError(f"{list_file}:{lineno}: listed image {image} does not exist")
+        out.append(image)
+    return out
+
+
 def _gt_file(folder: Path, image: Path, patterns) -> Path | None:
     for pattern in patterns:
         candidate = folder / pattern.format(stem=image.stem, name=image.name)
@@ -335,7 +357,8 @@ class LabelledImages(torch.utils.data.Dataset):
 class _TextDataset(LabelledImages):
     """A folder of images and a folder of ground-truth files (ICDAR 2015, Total-Text)."""
 
-    def __init__(self, root, split, transform, seed, layouts, gt_patterns, parser):
+    def __init__(self, root, split, transform, seed, layouts, gt_patterns, parser,
+                 list_name=None):
         if split not in ("train", "test"):
             raise ValueError(f"{self.name}: split must be 'train' or 'test', got {split!r}")
         self._setup(transform, seed)
@@ -344,7 +367,9 @@ class _TextDataset(LabelledImages):
             raise FileNotFoundError(f"{self.name}: root {self.root} is not a folder")
         self.split = split
         image_dir, gt_dir = _first_layout(self.root, layouts, self.name)
-        for image in _images(image_dir):
+        list_file = self.root / list_name if list_name else None
+        listed = list_file is not None and list_file.is_file()
+        for image in _listed_images(image_dir, list_file) if listed else _images(image_dir):
             problem = image_problem(image)
             if problem is None:
                 self.image_paths.append(image)
@@ -379,7 +404,8 @@ class ICDAR2015Dataset(_TextDataset):
                     "test": ("ch4_test_images", "Challenge4_Test_Task1_GT")}
         layouts = [(f"{split}_images", f"{split}_gts"), original.get(split, ("", "")),
                    (f"{split}/images", f"{split}/gts"), ("images", "gts")]
-        super().__init__(root, split, transform, seed, layouts, ("gt_{stem}.txt",), parse_icdar2015)
+        super().__init__(root, split, transform, seed, layouts, ("gt_{stem}.txt", "{name}.txt"),
+                         parse_icdar2015, list_name=f"{split}_list.txt")
 
 
 class TotalTextDataset(_TextDataset):
