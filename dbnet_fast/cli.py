@@ -19,11 +19,16 @@ def _info(args: argparse.Namespace) -> int:
     import torch
 
     from dbnet_fast import build_info
+    from dbnet_fast.ops import cpu_variant, cpu_variants
 
     info = build_info()
     info["installed_torch"] = torch.__version__
     info["cuda_available"] = torch.cuda.is_available()
     info["cpu_threads"] = torch.get_num_threads()
+    # our kernels' SIMD variant (DBNET_FAST_CPU_VARIANT forces one) and torch's own
+    info["cpu_variant"] = cpu_variant()
+    info["cpu_variants"] = cpu_variants()
+    info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     if args.json:
         print(json.dumps(info, indent=2))
     else:

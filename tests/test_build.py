@@ -1,6 +1,8 @@
 """build_info, the import-time version check and the command line."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -121,19 +123,30 @@ def test_import_under_another_torch_gives_advice_not_a_linker_error():
     assert result.stdout.strip().endswith("not loaded")
 
 
-def run_cli(*args):
+def run_cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "dbnet_fast.cli", *args], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=env)
 
 
 def test_cli_info_prints_build_info():
+    from dbnet_fast.ops import cpu_variant, cpu_variants
+
     result = run_cli("info", "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["version"] == dbnet_fast.build_info()["version"]
     assert info["installed_torch"] == torch.__version__
+    assert info["cpu_variants"] == cpu_variants() and info["cpu_variants"][0] == "baseline"
+    assert info["cpu_variant"] == cpu_variant() and cpu_variant() in cpu_variants()
+    assert info["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     plain = run_cli("info")
     assert plain.returncode == 0 and "with_cuda" in plain.stdout
+    assert re.search(rf"^cpu_variant +{cpu_variant()}$", plain.stdout, re.M), plain.stdout
+    # a forced variant is what info reports; what the CPU can run stays the same
+    forced = run_cli("info", "--json", env={**os.environ, "DBNET_FAST_CPU_VARIANT": "baseline"})
+    assert forced.returncode == 0, forced.stderr
+    forced = json.loads(forced.stdout)
+    assert forced["cpu_variant"] == "baseline" and forced["cpu_variants"] == cpu_variants()
 
 
 def test_cli_rejects_unknown_commands():
