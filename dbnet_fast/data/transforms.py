@@ -20,7 +20,8 @@ polygons and, composed, in a single warp to the image, so polygons follow
 the image exactly. :class:`TrainTransform` does, like MhLiao/DB: random
 horizontal flip, rotation in +-10 degrees about the centre (same canvas),
 random scale in [0.5, 3], a random crop whose edges avoid text rows and
-columns where possible (MhLiao's RandomCropData), the crop resized keeping its
+columns where possible (MhLiao's RandomCropData; ``crop_sampler="mhliao"`` keeps
+its every detail, :func:`mhliao_crop`), the crop resized keeping its
 aspect into the top-left of the output square and zero-padded. Polygons
 wholly outside the crop are dropped; polygons cut by it are clipped to it
 (the target builder only clips to the image, which would put text labels on
@@ -283,6 +284,63 @@ def text_preserving_crop(polygons, ignore, size, rng, min_side_ratio=0.1, max_tr
     return 0, 0, width, height
 
 
+def mhliao_crop(polygons, ignore, size, rng, min_side_ratio=0.1, max_tries=10):
+    """MhLiao/DB's RandomCropData.crop_area: a crop box (x0, y0, w, h) of an image of
+    ``size`` (H, W), the whole image when no try succeeds (``crop_sampler="mhliao"``).
+
+    Same idea as :func:`text_preserving_crop`, with MhLiao/DB's details kept, since
+    they decide how often it falls back to the whole image (measured on ICDAR 2015's
+    training set in issue 23: 33.8% against 7.2% for ours) and so how small words
+    appear in training:
+
+    - a cared-for polygon marks columns ``round(min x)`` .. ``round(max x) - 1`` as
+      text (rows alike), by Python slicing: a negative start counts from the end, so
+      a word hanging over the left or top edge usually marks nothing;
+    - the free (unmarked) columns are split into runs, and the last run is never kept;
+      with more than one run left, two runs are drawn *with* replacement and one
+      column from each (the same run twice gives a narrow span, usually a failed
+      try), else two columns anywhere on the free ones; rows alike, after columns;
+    - a try succeeds when both sides reach ``min_side_ratio`` of the image and some
+      cared-for polygon is not wholly outside the box (unrounded, strict tests);
+    - the random draws are those of MhLiao/DB's NumPy calls, in its order, on ``rng``.
+    """
+    height, width = size
+    rows = np.zeros(height, bool)
+    cols = np.zeros(width, bool)
+    care = [np.asarray(p, np.float64) for p, ig in zip(polygons, ignore) if not ig]
+    for p in care:
+        lo, hi = np.round(p.min(0)).astype(int), np.round(p.max(0)).astype(int)
+        cols[lo[0]:hi[0]] = True
+        rows[lo[1]:hi[1]] = True
+    free_x, free_y = np.flatnonzero(~cols), np.flatnonzero(~rows)
+    if free_x.size == 0 or free_y.size == 0:
+        return 0, 0, width, height
+    runs_x, runs_y = _runs(free_x)[:-1], _runs(free_y)[:-1]
+    for _ in range(max_tries):
+        x0, x1 = _mhliao_span(rng, free_x, runs_x, width)
+        y0, y1 = _mhliao_span(rng, free_y, runs_y, height)
+        if x1 - x0 < min_side_ratio * width or y1 - y0 < min_side_ratio * height:
+            continue
+        for p in care:
+            lo, hi = p.min(0), p.max(0)
+            if not (hi[0] < x0 or lo[0] > x1 or hi[1] < y0 or lo[1] > y1):
+                return x0, y0, x1 - x0, y1 - y0
+    return 0, 0, width, height
+
+
+def _mhliao_span(rng, free, runs, length):
+    if len(runs) > 1:
+        picked = rng.choice(len(runs), size=2)
+        values = [int(rng.choice(runs[i], size=1)[0]) for i in picked]
+    else:
+        values = [int(v) for v in rng.choice(free, size=2)]
+    return min(max(min(values), 0), length - 1), min(max(max(values), 0), length - 1)
+
+
+CROP_SAMPLERS = {"ours": text_preserving_crop, "mhliao": mhliao_crop}
+"""TrainTransform's crop samplers by name."""
+
+
 def _warp(image, matrix, out_size):
     """``image`` through the affine 3x3 ``matrix`` into ``out_size`` (H, W); strong
     downscales first go through an area resize (no aliasing) and then the warp."""
@@ -331,6 +389,9 @@ class TrainTransform:
         min_crop_side_ratio, max_tries: of the text-preserving crop.
         builder: makes the label maps (a :class:`DBTargetBuilder`).
         targets: False leaves the label maps out.
+        crop_sampler: ``"ours"`` (:func:`text_preserving_crop`) or ``"mhliao"``
+            (:func:`mhliao_crop`, MhLiao/DB's exactly; falls back to the whole image
+            far more often).
     """
 
     size: int | tuple[int, int] = 640
@@ -341,9 +402,13 @@ class TrainTransform:
     max_tries: int = 10
     builder: DBTargetBuilder = field(default_factory=DBTargetBuilder)
     targets: bool = True
+    crop_sampler: str = "ours"
 
     def __post_init__(self):
         self.size = _out_size(self.size, "TrainTransform")
+        if self.crop_sampler not in CROP_SAMPLERS:
+            raise ValueError(f"TrainTransform: crop_sampler must be one of "
+                             f"{tuple(CROP_SAMPLERS)}, got {self.crop_sampler!r}")
         if not 0 <= self.flip_prob <= 1:
             raise ValueError(f"TrainTransform: flip_prob must be in [0, 1], got {self.flip_prob}")
         if not 0 <= self.max_rotation <= 180:
@@ -357,9 +422,12 @@ class TrainTransform:
             raise ValueError("TrainTransform: min_crop_side_ratio must be in (0, 1] and "
                              "max_tries >= 1")
 
-    def geometry(self, image_size, polygons, ignore, rng):
-        """The random 3x3 matrix from the input image to the output and the valid
-        output region (oh, ow) (the rest is padding)."""
+    def sample_crop(self, image_size, polygons, ignore, rng):
+        """The random draws, in order: flip, rotation, scale, then the crop.
+
+        Returns ``matrix`` (3x3, input image -> scaled image), ``scaled`` (H, W) of
+        the scaled image, ``box`` (x0, y0, w, h) the crop in it (the whole scaled
+        image when the sampler falls back) and ``flipped``."""
         height, width = image_size
         matrix = np.eye(3)
         flipped = rng.random() < self.flip_prob
@@ -370,8 +438,15 @@ class TrainTransform:
         s = rng.uniform(*self.scale_range)
         scaled = (max(1, round(height * s)), max(1, round(width * s)))
         matrix = resize_matrix((height, width), scaled) @ matrix
-        box = text_preserving_crop(transform_polygons(polygons, matrix), ignore, scaled, rng,
-                                   self.min_crop_side_ratio, self.max_tries)
+        box = CROP_SAMPLERS[self.crop_sampler](transform_polygons(polygons, matrix), ignore,
+                                               scaled, rng, self.min_crop_side_ratio,
+                                               self.max_tries)
+        return matrix, scaled, box, flipped
+
+    def geometry(self, image_size, polygons, ignore, rng):
+        """The random 3x3 matrix from the input image to the output, the valid output
+        region (oh, ow) (the rest is padding) and whether the image was flipped."""
+        matrix, _, box, flipped = self.sample_crop(image_size, polygons, ignore, rng)
         out_h, out_w = self.size
         fit = min(out_w / box[2], out_h / box[3])
         valid = (max(1, min(out_h, int(box[3] * fit))), max(1, min(out_w, int(box[2] * fit))))
