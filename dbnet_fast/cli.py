@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -100,18 +101,47 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from dbnet_fast.engine.evaluate import evaluate_checkpoint
+_SWEEPS = (("thresh", "sweep_thresh"), ("box_thresh", "sweep_box_thresh"),
+           ("unclip_ratio", "sweep_unclip"))
 
+
+def _eval(args: argparse.Namespace) -> int:
+    from dbnet_fast.engine.evaluate import evaluate_checkpoint, evaluate_model
+
+    sweep = {name: getattr(args, flag) for name, flag in _SWEEPS if getattr(args, flag)}
+    common = dict(images=args.images, size=args.size, preset=args.preset, split=args.split,
+                  batch_size=args.batch_size, device=args.device, amp=args.amp,
+                  thresh=args.thresh, box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio,
+                  sweep=sweep, progress=not args.no_progress, invalid=args.invalid,
+                  skip_bad=args.skip_bad)
     try:
-        result = evaluate_checkpoint(
-            args.checkpoint, args.data, args.out, images=args.images, synth_size=args.synth_size,
-            synth_preset=args.synth_preset, short_side=args.short_side, max_side=args.max_side,
-            batch_size=args.batch_size, device=args.device, amp=args.amp, thresh=args.thresh,
-            box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio,
-            progress=not args.no_progress, invalid=args.invalid, skip_bad=args.skip_bad)
-    except (ValueError, FileNotFoundError) as error:
+        if args.model is not None:
+            if args.short_side is not None or args.max_side is not None:
+                raise ValueError("--short-side / --max-side resize for a checkpoint; a --model "
+                                 "takes --limit-side-len / --limit-type or --size")
+            if args.data is None:
+                raise ValueError("--model needs --data (a pretrained model has no training data "
+                                 "to default to)")
+            result = evaluate_model(
+                args.model, args.data, args.out, limit_side_len=args.limit_side_len,
+                limit_type=args.limit_type, synth_size=args.synth_size or 640,
+                synth_preset=args.synth_preset or "default", **common)
+        else:
+            if args.limit_side_len is not None or args.limit_type is not None:
+                raise ValueError("--limit-side-len / --limit-type resize for a --model; a "
+                                 "checkpoint takes --short-side / --max-side or --size")
+            result = evaluate_checkpoint(
+                args.checkpoint, args.data, args.out, synth_size=args.synth_size,
+                synth_preset=args.synth_preset, short_side=args.short_side,
+                max_side=args.max_side, **common)
+    except (ValueError, OSError, ImportError) as error:
         return _fail("eval", error)
+    for row in result.get("sweep", []):
+        print("  ".join(f"{k} {v:.4f}" if k in ("precision", "recall", "hmean") else f"{k} {v}"
+                        for k, v in row.items() if k not in ("matched", "gt_care", "det_care")))
+    if "sweep" in result:
+        swept = ", ".join(f"{k} {result['best'][k]}" for k in sweep)
+        print(f"best of {len(result['sweep'])} settings: {swept}")
     print(f"{result['images']} images ({result['data']}, {result['split']}): "
           f"precision {result['precision']:.4f}  recall {result['recall']:.4f}  "
           f"H-mean {result['hmean']:.4f}")
@@ -229,7 +259,6 @@ def _add_model(p, default: str | None = None) -> None:
 
 
 def _add_detect(commands) -> None:
-    from dbnet_fast.data.transforms import LIMIT_TYPES
     from dbnet_fast.postprocess import OUTPUTS
     from dbnet_fast.model.paddle.zoo import DEFAULT_MODEL
 
@@ -250,11 +279,7 @@ def _add_detect(commands) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--output", default="quad", choices=OUTPUTS,
                    help="quad: rotated rectangles; poly: polygons (curved text)")
-    p.add_argument("--limit-side-len", type=int,
-                   help="resize limit (default: the model's own, 960 for checkpoints)")
-    p.add_argument("--limit-type", choices=LIMIT_TYPES,
-                   help="max: long side <= limit (checkpoints' default); min: short side >= limit; "
-                   "resize_long: long side = limit; short: short side = limit (MhLiao/DB)")
+    _add_limit(p, "(default: the model's own, 960 for checkpoints)")
     p.add_argument("--pad-to", type=_int_at_least(32), default=32,
                    help="pad inputs to multiples of this (a multiple of 32); images of one "
                    "padded size share batches (default: %(default)s, no padding)")
@@ -278,6 +303,41 @@ def _add_detect(commands) -> None:
                    help="torch.compile the model (pays off on long runs; see README)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_detect)
+
+
+def _add_limit(p, default: str) -> None:
+    """A pretrained model's resize policy (detect, eval)."""
+    from dbnet_fast.data.transforms import LIMIT_TYPES
+
+    p.add_argument("--limit-side-len", type=int, help="resize limit " + default)
+    p.add_argument("--limit-type", choices=LIMIT_TYPES,
+                   help="max: long side <= limit (checkpoints' default); min: short side >= limit; "
+                   "resize_long: long side = limit; short: short side = limit (MhLiao/DB)")
+
+
+def _input_size(value: str) -> tuple[int, int]:
+    """An argparse type: ``WIDTHxHEIGHT`` -> (height, width), multiples of 32."""
+    from dbnet_fast.data.transforms import check_input_size
+
+    width, _, height = value.lower().partition("x")
+    try:
+        return check_input_size((int(height), int(width)), "--size")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, both positive multiples of 32 "
+                                         f"(e.g. 1280x736), got {value!r}") from None
+
+
+def _float_list(value: str) -> list[float]:
+    """An argparse type: comma-separated distinct numbers (ranges checked by the
+    post-processor, which names the setting)."""
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or len(set(numbers)) != len(numbers) or not all(map(math.isfinite, numbers)):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated numbers, e.g. "
+                                         f"0.5,0.55,0.6; got {value!r}")
+    return numbers
 
 
 def _add_export(commands) -> None:
@@ -403,32 +463,63 @@ def _add_postprocess(group, thresh, box_thresh, unclip_ratio) -> None:
 
 
 def _add_eval(commands) -> None:
+    from dbnet_fast.engine.evaluate import PRESETS
+
     p = commands.add_parser(
-        "eval", help="precision, recall and H-mean of a checkpoint (ICDAR 2015 IoU protocol)",
-        description="Evaluate a checkpoint; prints precision, recall, H-mean and writes them as "
-        "JSON. Settings left out come from the checkpoint's training configuration.")
-    p.add_argument("--checkpoint", required=True, help="a last.pt written by dbnet-fast train")
-    p.add_argument("--data", help=DATA_HELP + " (default: the training run's evaluation "
-                   "data)")
+        "eval", help="precision, recall and H-mean of a checkpoint or a pretrained model "
+        "(ICDAR 2015 IoU protocol)",
+        description="Evaluate a checkpoint or a pretrained PaddleOCR detector; prints precision, "
+        "recall, H-mean and writes them, with every setting used, as JSON. A checkpoint's "
+        "settings left out come from its training configuration; a --model runs as "
+        "`dbnet-fast detect` runs it, at its own inference settings.")
+    _add_model(p)
+    p.add_argument("--data", help=DATA_HELP + " (default for a checkpoint: its training run's "
+                   "evaluation data; needed with --model)")
+    p.add_argument("--split", default="test", choices=("test", "train"),
+                   help="icdar2015 / totaltext / cocotext: which split (default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave malformed label records out (counted) instead of stopping")
     p.add_argument("--invalid", default="skip", choices=("skip", "repair"),
                    help="self-intersecting or zero-area polygons: skip (as MhLiao/DB's and "
                    "PaddleOCR's evaluators, so figures compare with published ones) or repair "
                    "(shapely.make_valid) (default: %(default)s)")
-    p.add_argument("--out", help="JSON file to write (default: CKPT's folder/<name>_eval.json)")
-    p.add_argument("--images", type=int, help="held-out synthetic images (default: as trained)")
-    p.add_argument("--synth-size", type=int, help="synthetic image size (default: as trained)")
+    p.add_argument("--out", help="JSON file to write (default: CKPT's folder/<name>_eval.json; "
+                   "runs/eval/<model>-<data>-<split>.json)")
+    p.add_argument("--images", type=int, help="synthetic: held-out images (default: as trained, "
+                   "100 for --model); real data: its first N images only")
+    p.add_argument("--synth-size", type=int, help="synthetic image size (default: as trained, "
+                   "640 for --model)")
     p.add_argument("--synth-preset", choices=("default", "easy"),
                    help="synthetic generator preset (default: as trained)")
-    p.add_argument("--short-side", type=int, help="resize the short side to this")
-    p.add_argument("--max-side", type=int, help="then cap the long side at this")
+    resize = p.add_argument_group("resize", "a checkpoint: --short-side / --max-side; a "
+                                  "--model: --limit-side-len / --limit-type; both: --size")
+    resize.add_argument("--short-side", type=int, help="resize the short side to this (default: "
+                        "736 for ICDAR 2015 and label formats, 800 for Total-Text)")
+    resize.add_argument("--max-side", type=int, help="then cap the long side at this")
+    _add_limit(resize, "(default: the model's own)")
+    resize.add_argument("--size", type=_input_size, metavar="WxH",
+                        help="resize every image to exactly W x H (multiples of 32, aspect not "
+                        "kept), as MhLiao/DB tests ICDAR 2015 at 1280x736")
+    p.add_argument("--preset", choices=tuple(PRESETS),
+                   help="MhLiao/DB's ICDAR 2015 test settings: db-r18: 1280x736, box_thresh 0.55; "
+                   "db-r50: 1280x736, 0.6; db-r50-1152: 2048x1152, 0.6; all thresh 0.3, unclip "
+                   "1.5, quads scored by the mean under the box, no dilation; explicit options "
+                   "override it")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--amp", action="store_true", help="bfloat16 (CPU) / float16 (CUDA) autocast")
-    p.add_argument("--thresh", type=float, help="binarisation threshold (default: as trained)")
-    p.add_argument("--box-thresh", type=float, help="minimum box score (default: as trained)")
-    p.add_argument("--unclip-ratio", type=float, help="(default: as trained)")
+    post = p.add_argument_group(
+        "post-processing", "Default: as trained, or the model's own. The --sweep-* lists score "
+        "every combination of their values from one model pass per image (each map is "
+        "post-processed once per combination as it comes: time, not memory) and report the "
+        "best H-mean; choose settings on a validation split, never on the test set.")
+    for name, flag, what in (("thresh", "sweep-thresh", "binarisation threshold"),
+                             ("box-thresh", "sweep-box-thresh", "minimum box score"),
+                             ("unclip-ratio", "sweep-unclip", "box growth")):
+        one = post.add_mutually_exclusive_group()
+        one.add_argument(f"--{name}", type=float, help=what)
+        one.add_argument(f"--{flag}", type=_float_list, metavar="A,B,...",
+                         help=f"{what}s to sweep")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_eval)
 

@@ -134,17 +134,25 @@ def real_dataset(spec: DataSpec, split: str, transform=None, seed: int = 0,
 def eval_dataset(spec: DataSpec, *, seed: int = 0, synth_images: int = 100,
                  synth_size: int = 640, synth_preset: str = "default",
                  short_side: int | None = None, max_side: int | None = None,
-                 skip_bad: bool = False):
+                 skip_bad: bool = False, split: str = "test",
+                 size: tuple[int, int] | None = None):
     """The evaluation set of ``spec`` (no augmentation, no label maps).
 
     Synthetic: ``synth_images`` held-out images (the ``"val"`` split) of
-    ``synth_size`` at scale 1. ICDAR 2015 / Total-Text: the test split, the
-    short side resized to ``short_side`` (default 736 and 800, as MhLiao/DB);
-    label formats: the labels given (COCO-Text: its "val" set), short side 736."""
+    ``synth_size`` at scale 1. ICDAR 2015 / Total-Text: the ``split`` ("test" or
+    "train"), the short side resized to ``short_side`` (default 736 and 800, as
+    MhLiao/DB); label formats: the labels given (COCO-Text: its "val" set for
+    "test"), short side 736. ``size`` (height, width): an exact resize instead
+    (:class:`EvalTransform`)."""
     if spec.scheme == "synthetic":
-        transform = EvalTransform(short_side=short_side, max_side=max_side, targets=False)
+        if split != "test":
+            raise ValueError(f"split: synthetic evaluation uses held-out images; split must be "
+                             f"'test', got {split!r}")
+        transform = EvalTransform(short_side=short_side, max_side=max_side, targets=False,
+                                  size=size)
         return SyntheticTextDataset(synth_images, size=synth_size, seed=seed, split="val",
                                     transform=transform, config=synth_config(synth_preset))
-    transform = EvalTransform(short_side=short_side or EVAL_SHORT_SIDE.get(spec.scheme, 736),
-                              max_side=max_side, targets=False)
-    return real_dataset(spec, "test", transform, seed, skip_bad)
+    if size is None:
+        short_side = short_side or EVAL_SHORT_SIDE.get(spec.scheme, 736)
+    transform = EvalTransform(short_side=short_side, max_side=max_side, targets=False, size=size)
+    return real_dataset(spec, split, transform, seed, skip_bad)
