@@ -9,10 +9,11 @@ DBPostProcess) on that model's ONNX file with its own settings; and DBNet-R18
 (the checkpoint in DBF_BENCH_CHECKPOINT, else random weights) against its own
 ONNX export run the PaddleOCR way: OpenCV decode and resize, NumPy
 normalisation, onnxruntime, PaddleOCR's DBPostProcess. onnxruntime gets as
-many intra-op threads as torch.
+many intra-op threads as torch. DBPredictor loads every model itself (a name or
+a checkpoint file), so it runs folded exactly as a user's does.
 
-Variants: ``dbnet_fast`` (eager, BatchNorm folded) and ``rapidocr`` (the
-baseline); the script adds ``compile=True`` (timed after its first call).
+Variants: ``dbnet_fast`` (eager) and ``rapidocr`` (the baseline); the script
+adds ``compile=True`` (timed after its first call).
 
 As a script (the README's table, first-call cost included)::
 
@@ -25,7 +26,6 @@ onnxruntime-gpu's CUDA provider (when installed) on the same ONNX file, images/s
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -46,8 +46,9 @@ TextDetector = pytest.importorskip("rapidocr_onnxruntime.ch_ppocr_det.text_detec
 from common import run  # noqa: E402
 from dbnet_fast.assets import real_maps_path  # noqa: E402
 from dbnet_fast.data.transforms import inference_size  # noqa: E402
-from dbnet_fast.fold import fold_batchnorm  # noqa: E402
-from dbnet_fast.model.paddle import MODELS, default_onnx_path, load_ppocr_det  # noqa: E402
+from dbnet_fast.engine.checkpoint import (build_model, load_checkpoint,  # noqa: E402
+                                          model_from_checkpoint, save_checkpoint)
+from dbnet_fast.model.paddle import MODELS, default_onnx_path, is_installed  # noqa: E402
 from dbnet_fast.predict import DBPredictor  # noqa: E402
 
 R18 = "dbnet-r18"
@@ -56,14 +57,7 @@ R18_POLICY = {"limit_side_len": 736, "limit_type": "short"}
 
 def installed_models() -> list[str]:
     """The registry's names whose ONNX file is installed, then DBNet-R18."""
-    names = []
-    for name in MODELS:
-        try:
-            default_onnx_path(name)
-        except FileNotFoundError:
-            continue
-        names.append(name)
-    return names + [R18]
+    return [name for name in MODELS if is_installed(name)] + [R18]
 
 
 def encoded_images() -> list[np.ndarray]:
@@ -82,29 +76,27 @@ def settings(name: str) -> dict:
     return dict(MODELS[name].settings)
 
 
-def _model(name: str, device) -> torch.nn.Module:
-    if name == R18:
-        checkpoint = os.environ.get("DBF_BENCH_CHECKPOINT")
-        if checkpoint:
-            from dbnet_fast.predict import load_model
-
-            return load_model(checkpoint, device)[0]
-        from dbnet_fast.engine.checkpoint import build_model
-
+def r18_checkpoint(folder: str) -> str:
+    """DBNet-R18's checkpoint: DBF_BENCH_CHECKPOINT, else random weights (seed 0)
+    written once into ``folder``."""
+    given = os.environ.get("DBF_BENCH_CHECKPOINT")
+    if given:
+        return given
+    path = os.path.join(folder, "dbnet_r18.pt")
+    if not os.path.isfile(path):
         torch.manual_seed(0)
-        return build_model("resnet18").eval()
-    return load_ppocr_det(name)
+        save_checkpoint(path, build_model("resnet18").eval(), rng=False)
+    return path
 
 
-def predictor(name: str, device, batch_size: int = 1, compile: bool = False) -> DBPredictor:
-    """DBPredictor on ``name`` with the model's own settings, BatchNorm folded as
-    DBPredictor does for the models it loads by name."""
-    model = copy.deepcopy(_model(name, device))
-    fold_batchnorm(model)
+def predictor(name: str, device, folder: str, batch_size: int = 1,
+              compile: bool = False) -> DBPredictor:
+    """DBPredictor loading ``name`` (or R18's checkpoint) itself, with the settings
+    the peer gets."""
     cfg = settings(name)
     policy = {k: cfg.pop(k) for k in ("limit_side_len", "limit_type")}
-    return DBPredictor(model, device, batch_size=batch_size, compile=compile, postprocess=cfg,
-                       **policy)
+    return DBPredictor(r18_checkpoint(folder) if name == R18 else name, device,
+                       batch_size=batch_size, compile=compile, postprocess=cfg, **policy)
 
 
 def onnx_file(name: str, folder: str) -> str:
@@ -113,8 +105,8 @@ def onnx_file(name: str, folder: str) -> str:
     from dbnet_fast.export import export_onnx
 
     path = os.path.join(folder, "dbnet_r18.onnx")
-    if not os.path.isfile(path):
-        export_onnx(_model(name, "cpu"), path)
+    if not os.path.isfile(path):  # the model as trained: onnxruntime folds BatchNorm itself
+        export_onnx(model_from_checkpoint(load_checkpoint(r18_checkpoint(folder))), path)
     return path
 
 
@@ -193,13 +185,13 @@ def _cached(key, make):
 @pytest.mark.parametrize("device", ["cpu"])  # named so that report.py --device selects it
 def bench_vs_rapidocr(benchmark, device, name, variant, tmp_path_factory):
     encoded = encoded_images()
+    folder = str(tmp_path_factory.getbasetemp())
     if variant == "rapidocr":
-        folder = str(tmp_path_factory.getbasetemp())
         detect = _cached((name, "rapidocr"),
                          lambda: rapidocr_detector(name, onnx_file(name, folder)))
         step, role = (lambda: [detect(decode(e)) for e in encoded]), "baseline"
     else:
-        pred = _cached((name, variant), lambda: predictor(name, device))
+        pred = _cached((name, variant), lambda: predictor(name, device, folder))
         step, role = (lambda: [pred(decode(e))[0] for e in encoded]), "ours"
     group = (f"end to end vs RapidOCR TextDetector, {name}, 4 real images, {device}, "
              f"{torch.get_num_threads()} threads, {cpu_capability()}")
@@ -230,7 +222,8 @@ def cpu_table(rounds: int, models: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as folder:
         for name in models:
             detect = rapidocr_detector(name, onnx_file(name, folder))
-            eager, compiled = predictor(name, "cpu"), predictor(name, "cpu", compile=True)
+            eager = predictor(name, "cpu", folder)
+            compiled = predictor(name, "cpu", folder, compile=True)
             steps = {"rapidocr": lambda: [detect(decode(e)) for e in encoded],
                      "eager": lambda: [eager(decode(e))[0] for e in encoded],
                      "compiled": lambda: [compiled(decode(e))[0] for e in encoded]}
@@ -266,7 +259,7 @@ def gpu_table(rounds: int, models: list[str]) -> list[dict]:
         for name in models:
             row = {"model": name}
             for batch in (1, 16):
-                pred = predictor(name, "cuda", batch_size=batch)
+                pred = predictor(name, "cuda", folder, batch_size=batch)
                 pred(images)
                 seconds = _median_seconds(lambda: (pred(images), torch.cuda.synchronize()), rounds)
                 row[f"dbnet_fast_batch{batch}_images_per_s"] = len(images) / seconds

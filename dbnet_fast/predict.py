@@ -132,9 +132,12 @@ def list_images(inputs: Iterable) -> list[Path]:
 
 
 def load_model(model_or_checkpoint, device="cpu"):
-    """A module, ``"ppocr-v4"`` or a checkpoint path -> ``(model on device,
-    post-processing defaults from its training configuration)``. A module is
-    unwrapped from DDP and moved to ``device`` (in place, as ``.to`` does)."""
+    """A module, a name of :data:`PPOCR_MODELS` or a checkpoint path -> ``(model on
+    device, post-processing defaults from its training configuration)``. A module is
+    unwrapped from DDP and moved to ``device`` (in place, as ``.to`` does), nothing
+    more: you may still train it. A model loaded here from a name or a file is our
+    own copy, for inference only: its BatchNorms are folded into the convolutions
+    (:func:`~dbnet_fast.fold.fold_batchnorm`; same maps, less work)."""
     from dbnet_fast.engine.checkpoint import load_checkpoint, model_from_checkpoint
 
     if isinstance(model_or_checkpoint, torch.nn.Module):
@@ -144,17 +147,19 @@ def load_model(model_or_checkpoint, device="cpu"):
         from dbnet_fast.model import load_ppocr_det
 
         model = load_ppocr_det(model_or_checkpoint).to(device).eval()
-        return model, _model_defaults(model)
-    if not isinstance(model_or_checkpoint, (str, os.PathLike)):
+        defaults = _model_defaults(model)
+    elif isinstance(model_or_checkpoint, (str, os.PathLike)):
+        state = load_checkpoint(model_or_checkpoint)
+        model = model_from_checkpoint(state, device)
+        trained = state.get("config", {})
+        defaults = _model_defaults(model)
+        defaults.update({k: trained[k] for k in ("thresh", "box_thresh", "unclip_ratio")
+                         if isinstance(trained.get(k), (int, float))})
+    else:
         raise TypeError(f"DBPredictor: model_or_checkpoint must be a torch.nn.Module, one of "
                         f"{PPOCR_MODELS} or a checkpoint path, got "
                         f"{type(model_or_checkpoint).__name__}")
-    state = load_checkpoint(model_or_checkpoint)
-    model = model_from_checkpoint(state, device)
-    trained = state.get("config", {})
-    defaults = _model_defaults(model)
-    defaults.update({k: trained[k] for k in ("thresh", "box_thresh", "unclip_ratio")
-                     if isinstance(trained.get(k), (int, float))})
+    fold_batchnorm(model)
     return model, defaults
 
 
@@ -318,9 +323,7 @@ class DBPredictor:
         from dbnet_fast.engine.distributed import resolve_device
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.model, defaults = load_model(model_or_checkpoint, self.device)
-        if not isinstance(model_or_checkpoint, torch.nn.Module):
-            fold_batchnorm(self.model)  # our own copy, for inference only: same maps, less work
+        self.model, defaults = load_model(model_or_checkpoint, self.device)  # folds its own
         self.tiling = None if tiles is None else Tiling(tiles, tile_overlap)
         if not isinstance(compile, bool):
             raise TypeError(f"DBPredictor: compile must be True or False, got {compile!r}")

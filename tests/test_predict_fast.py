@@ -13,7 +13,7 @@ from torch import nn
 
 from dbnet_fast.fold import fold_batchnorm, foldable_pairs
 from dbnet_fast.postprocess import DBPostProcessor
-from dbnet_fast.predict import CHUNK_BATCHES, DBPredictor, Tiling
+from dbnet_fast.predict import CHUNK_BATCHES, PPOCR_MODELS, DBPredictor, Tiling
 
 
 def _randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:
@@ -70,6 +70,34 @@ def test_fold_batchnorm_on_dbnet_r18_same_maps():
     x = torch.randn(1, 3, 64, 96, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("source", [*PPOCR_MODELS, "checkpoint"])
+def test_models_loaded_by_name_or_file_are_folded(source, tmp_path):
+    """DBPredictor (through load_model) folds every model it loads itself: no
+    foldable pair is left and the maps are the unfolded model's."""
+    from dbnet_fast.engine.checkpoint import build_model, save_checkpoint
+    from dbnet_fast.model.paddle import is_installed, load_ppocr_det
+
+    if source == "checkpoint":
+        unfolded = build_model("resnet18")
+        with torch.no_grad():  # running statistics of real activations (random ones blow up)
+            for seed in range(3):
+                unfolded(torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(seed)))
+        unfolded.eval()
+        source = save_checkpoint(tmp_path / "m.pt", unfolded, rng=False)
+    elif not is_installed(source):
+        pytest.skip(f"{source}'s weights are not installed")
+    else:
+        unfolded = load_ppocr_det(source)
+    pairs = foldable_pairs(unfolded)
+    assert pairs
+    loaded = DBPredictor(source, "cpu").model
+    assert foldable_pairs(loaded) == []
+    assert all(isinstance(loaded.get_submodule(bn), nn.Identity) for _, bn in pairs)
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), unfolded(x), rtol=1e-4, atol=1e-5)
 
 
 class _LocalInk(nn.Module):
