@@ -160,6 +160,24 @@ def test_predictor_size_checked(icdar):
         DBPredictor("ppocr-v4", device="cpu", size=(64, 96), tiles=256)
 
 
+@needs_v4
+@pytest.mark.parametrize("options", [dict(pad_to=64, batch_size=2), dict(tiles=128)])
+def test_maps_post_processed_give_what_run_gives(icdar, options):
+    """Padded batches (cropped back) and tiles (stitched) alike."""
+    from dbnet_fast.predict import DBPredictor
+
+    predictor = DBPredictor("ppocr-v4", device="cpu", **options)
+    image = cv2.imread(str(icdar[1][0]))
+    prepared = [predictor.prepare(image), predictor.prepare(image[:100, :200])]
+    found = predictor.run(prepared)
+    assert sum(len(d.boxes) for d in found) > 0
+    for (prob, size), item, expected in zip(predictor.maps(prepared), prepared, found):
+        assert size == item.size and tuple(prob.shape) == tuple(item.tensor.shape[1:])
+        got = predictor.postprocessor(prob[None], sizes=[size])[0]
+        torch.testing.assert_close(got.boxes, expected.boxes, rtol=0, atol=0)
+        torch.testing.assert_close(got.scores, expected.scores, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--model", "ppocr-v9"], "argument --model: invalid choice: 'ppocr-v9'"),
     (["--model", "ppocr-v4", "--checkpoint", "x.pt"], "not allowed with argument"),
