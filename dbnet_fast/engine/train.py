@@ -2,7 +2,9 @@
 
 The defaults are MhLiao/DB's reference recipe: SGD, lr 0.007, momentum 0.9,
 weight decay 1e-4, poly decay ``lr = 0.007 * (1 - step / total) ** 0.9``,
-640 x 640 crops with the full augmentation, batch 16 (per process here).
+640 x 640 crops with the full augmentation, batch 16 (per process, or
+``global_batch_size`` divided by the number of processes). Named recipes
+(:mod:`dbnet_fast.engine.recipes`, ``TrainConfig.from_recipe``) set many values at once.
 
 Outputs under ``config.out`` (only the main process writes):
 
@@ -28,17 +30,20 @@ when to stop.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dbnet_fast.data import collate
+from dbnet_fast.data import DBTargetBuilder, collate
+from dbnet_fast.data.transforms import CROP_SAMPLERS, check_input_size
 from dbnet_fast.engine import distributed as dist_utils
 from dbnet_fast.engine.atomic import atomic_write_json, atomic_write_text
 from dbnet_fast.engine.checkpoint import (
@@ -61,8 +66,10 @@ from dbnet_fast.engine.data import (
 )
 from dbnet_fast.engine.evaluate import evaluate
 from dbnet_fast.engine import precision as precisions
+from dbnet_fast.engine.recipes import IF_AVAILABLE, RECIPES, recipe_values
 from dbnet_fast.engine.schedule import EpochSampler, PolySchedule, ThreadTuner
 from dbnet_fast.model import BACKBONES, NECKS, DBLoss
+from dbnet_fast.model.weights import WeightsUnavailable
 from dbnet_fast.postprocess import DBPostProcessor
 
 ARCHS = BACKBONES + PPOCR_ARCHS
@@ -70,7 +77,7 @@ OPTIMIZERS = ("sgd", "adamw")
 # Settings that must not change when resuming: they decide the data order or the model.
 RESUME_FIXED = ("data", "arch", "init", "neck", "dcn", "inner_channels", "image_size", "batch_size",
                 "seed", "augment", "synth_images", "synth_size", "synth_preset", "optimizer",
-                "skip_bad")
+                "skip_bad", "crop_sampler", "shrink_ratio", "thresh_min", "thresh_max")
 
 
 @dataclass
@@ -80,7 +87,9 @@ class TrainConfig:
     Length (at least one): ``epochs``, ``max_steps``, ``time_budget_min``
     (minutes of training; the run stops cleanly after the step that crosses
     it, then saves and evaluates). With several, the first reached ends it.
-    ``batch_size`` is per process.
+    ``batch_size`` is per process; ``global_batch_size``, when set, replaces it by
+    itself divided by the number of processes (which must divide it).
+    :meth:`from_recipe` starts from a named recipe (``recipe`` records its name).
     """
 
     data: str = "synthetic"
@@ -92,11 +101,14 @@ class TrainConfig:
     neck: str = "fpn"
     dcn: bool = False
     inner_channels: int = 256
-    pretrained_backbone: bool = False
+    # ImageNet backbone weights: True, False or "if_available" (used when they can be had,
+    # else a warning, random weights and a note in config.json; the recipes' choice)
+    pretrained_backbone: bool | str = False
     # starting weights: "ppocr-v4" (PaddleOCR's, with arch "ppocr-v4") or a checkpoint path
     init: str | None = None
     image_size: int = 640
     batch_size: int = 16
+    global_batch_size: int | None = None
     epochs: int | None = None
     max_steps: int | None = None
     time_budget_min: float | None = None
@@ -109,6 +121,12 @@ class TrainConfig:
     # mixed precision: True / False, or "auto" (chosen by measured step times; the demo)
     amp: bool | str = False
     augment: str = "full"
+    # the training crop: "ours" or "mhliao" (MhLiao/DB's RandomCropData, see TrainTransform)
+    crop_sampler: str = "ours"
+    # label maps (DBTargetBuilder): shrink ratio, threshold map range
+    shrink_ratio: float = 0.4
+    thresh_min: float = 0.3
+    thresh_max: float = 0.7
     out: str = "runs/train"
     resume: bool = False
     # replace the run already in ``out`` (without it, or ``resume``, such a folder is refused)
@@ -129,13 +147,25 @@ class TrainConfig:
     evaluate: bool = True
     eval_images: int = 100
     eval_batch_size: int = 1
+    # exact (height, width) of the evaluation images (multiples of 32); None: the data's
+    # short-side resize
+    eval_size: tuple[int, int] | None = None
     thresh: float = 0.3
     box_thresh: float = 0.6
     unclip_ratio: float = 1.5
     progress: bool = True
+    # the recipe these values started from (set by from_recipe; a record)
+    recipe: str | None = None
 
     def __post_init__(self):
         self.validate()
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides) -> TrainConfig:
+        """The recipe ``name`` of :data:`~dbnet_fast.engine.recipes.RECIPES`, with
+        ``overrides`` (any fields) on top; a ``batch_size`` without
+        ``global_batch_size`` replaces the recipe's global batch."""
+        return cls(**recipe_values(name, overrides))
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad setting."""
@@ -158,11 +188,26 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
+        if self.crop_sampler not in CROP_SAMPLERS:
+            raise ValueError(f"crop_sampler must be one of {tuple(CROP_SAMPLERS)}, got "
+                             f"{self.crop_sampler!r}")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {tuple(RECIPES)}, got {self.recipe!r}")
+        if self.pretrained_backbone not in (True, False, IF_AVAILABLE):
+            raise ValueError(f"pretrained_backbone must be True, False or {IF_AVAILABLE!r}, got "
+                             f"{self.pretrained_backbone!r}")
+        if not 0 < self.shrink_ratio < 1:
+            raise ValueError(f"shrink_ratio must be in (0, 1), got {self.shrink_ratio}")
+        if not 0 <= self.thresh_min < self.thresh_max <= 1:
+            raise ValueError(f"thresh_min and thresh_max must satisfy 0 <= thresh_min < "
+                             f"thresh_max <= 1, got {self.thresh_min}, {self.thresh_max}")
+        if self.eval_size is not None:
+            self.eval_size = check_input_size(self.eval_size, "eval_size")
         synth_config(self.synth_preset)
         for name in ("image_size", "batch_size", "checkpoint_every", "log_every", "synth_images",
                      "eval_images", "eval_batch_size"):
             _positive_int(self, name)
-        for name in ("epochs", "max_steps", "synth_size"):
+        for name in ("epochs", "max_steps", "synth_size", "global_batch_size"):
             if getattr(self, name) is not None:
                 _positive_int(self, name)
         if self.image_size % 32:
@@ -208,6 +253,36 @@ class TrainConfig:
     def postprocessor(self) -> DBPostProcessor:
         return DBPostProcessor(thresh=self.thresh, box_thresh=self.box_thresh,
                                unclip_ratio=self.unclip_ratio)
+
+
+def per_process_batch(config: TrainConfig, world_size: int) -> int:
+    """The batch of each of ``world_size`` processes: ``global_batch_size / world_size``
+    when it is set (a ValueError unless it divides evenly), else ``batch_size``."""
+    total = config.global_batch_size
+    if total is None:
+        return config.batch_size
+    if total % world_size:
+        raise ValueError(f"global_batch_size {total} is not divisible by the {world_size} "
+                         f"processes: use a multiple of {world_size}, or another process count")
+    return total // world_size
+
+
+def build_train_model(config: TrainConfig) -> tuple[torch.nn.Module, str | None]:
+    """The model of ``config`` and, when ``pretrained_backbone="if_available"`` found
+    no ImageNet weights, the warning said (the backbone then starts from random weights)."""
+    def build(pretrained):
+        return build_model(config.arch, config.neck, config.dcn,
+                           inner_channels=config.inner_channels, pretrained_backbone=pretrained)
+
+    if config.pretrained_backbone != IF_AVAILABLE:
+        return build(config.pretrained_backbone), None
+    try:
+        return build(True), None
+    except WeightsUnavailable as error:
+        note = (f"no ImageNet weights for the {config.arch} backbone, so it starts from RANDOM "
+                f"weights and the recipe's results are not to be expected ({error})")
+        warnings.warn(note, stacklevel=2)
+        return build(False), note
 
 
 def _positive_int(config, name):
@@ -363,6 +438,7 @@ def train(config: TrainConfig) -> dict:
 
 def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     device = ctx.device
+    config = dataclasses.replace(config, batch_size=per_process_batch(config, ctx.world_size))
     out = Path(config.out)
     checkpoint_path = out / "last.pt"
     if ctx.is_main:
@@ -370,8 +446,7 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     spec = parse_data_spec(config.data)
     seed_everything(config.seed)
 
-    model = build_model(config.arch, config.neck, config.dcn, inner_channels=config.inner_channels,
-                        pretrained_backbone=config.pretrained_backbone)
+    model, backbone_warning = build_train_model(config)
     if not (config.resume and checkpoint_path.is_file()):  # a resumed run has its own weights
         initialise(model, config.init)
     model = model.to(device).train()
@@ -381,7 +456,10 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     dataset = train_dataset(spec, image_size=config.image_size, augment=config.augment,
                             seed=config.seed, synth_images=config.synth_images,
                             synth_size=config.synth_size, synth_preset=config.synth_preset,
-                            skip_bad=config.skip_bad)
+                            skip_bad=config.skip_bad, crop_sampler=config.crop_sampler,
+                            builder=DBTargetBuilder(shrink_ratio=config.shrink_ratio,
+                                                    thresh_min=config.thresh_min,
+                                                    thresh_max=config.thresh_max))
     precision = choose_precision(config, model, loss_fn, dataset, device)
     amp = precision["amp"]
     scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
@@ -400,6 +478,10 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
     step = epoch = epoch_step = 0
     elapsed_before = 0.0
     saved_config = dict(config.to_dict(), world_size=ctx.world_size)
+    if config.pretrained_backbone == IF_AVAILABLE:
+        saved_config["pretrained_backbone_loaded"] = backbone_warning is None
+    if backbone_warning is not None:
+        saved_config["warnings"] = [backbone_warning]
     if config.resume:
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {checkpoint_path}")
@@ -431,6 +513,8 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext) -> dict:
                  f"{steps_per_epoch} steps/epoch, device {device}, {precision['precision']} "
                  f"({precision['why']})"
                  + (f", resumed at step {step}" if config.resume else ""))
+    if backbone_warning is not None:
+        logger.write(f"WARNING: {backbone_warning}")
     skipped = getattr(dataset, "skipped", [])
     if skipped:
         shown = "; ".join(f"{path} {why}" for path, why in skipped[:3])
@@ -638,11 +722,13 @@ def run_final_eval(config: TrainConfig, model, device, out: Path, step: int,
     spec = parse_data_spec(config.eval_data or config.data)
     dataset = eval_dataset(spec, seed=config.seed, synth_images=config.eval_images,
                            synth_size=config.synth_size or config.image_size,
-                           synth_preset=config.synth_preset, skip_bad=config.skip_bad)
+                           synth_preset=config.synth_preset, skip_bad=config.skip_bad,
+                           size=config.eval_size)
     metrics = evaluate(unwrap(model), dataset, config.postprocessor(), device,
                        config.eval_batch_size, amp=amp, progress=config.progress)
     result = {"data": str(spec), "split": "val" if spec.scheme == "synthetic" else "test",
               "step": step, "checkpoint": str(out / "last.pt"),
+              "size": config.eval_size,
               "postprocess": {"thresh": config.thresh, "box_thresh": config.box_thresh,
                               "unclip_ratio": config.unclip_ratio}, **metrics}
     atomic_write_json(out / "eval.json", result)

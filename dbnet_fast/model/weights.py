@@ -24,6 +24,10 @@ DOWNLOAD_TIMEOUT_S = 10.0
 """Socket timeout (seconds) for connecting and for each read of a download."""
 
 
+class WeightsUnavailable(RuntimeError):
+    """The weights file is neither cached nor downloadable, or cannot be read."""
+
+
 def cache_path(url: str) -> str:
     """Where torch hub (and torchvision) cache the file of ``url``."""
     file_name = os.path.basename(urllib.parse.urlparse(url).path)
@@ -66,7 +70,7 @@ def load_state_dict(weights, timeout: float = DOWNLOAD_TIMEOUT_S) -> dict[str, t
     ``ResNet18_Weights.IMAGENET1K_V1``), from the hub cache or downloaded.
 
     Raises:
-        RuntimeError: the file is not cached and could not be downloaded (no
+        WeightsUnavailable (a RuntimeError): the file is not cached and could not be downloaded (no
             network, timeout, bad hash...), or the cached file cannot be read;
             the message says which file to place where.
     """
@@ -75,7 +79,7 @@ def load_state_dict(weights, timeout: float = DOWNLOAD_TIMEOUT_S) -> dict[str, t
         try:
             _download(weights.url, path, timeout)
         except (OSError, ValueError, urllib.error.URLError) as error:
-            raise RuntimeError(
+            raise WeightsUnavailable(
                 f"pretrained_backbone: could not download {weights.url} "
                 f"({type(error).__name__}: {error}). Without network access, download "
                 f"that file elsewhere and place it at {path} "
@@ -84,7 +88,7 @@ def load_state_dict(weights, timeout: float = DOWNLOAD_TIMEOUT_S) -> dict[str, t
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise RuntimeError(
+        raise WeightsUnavailable(
             f"pretrained_backbone: could not load the cached weights file {path} "
             f"({type(error).__name__}: {error}); delete it or replace it with {weights.url}"
         ) from error
