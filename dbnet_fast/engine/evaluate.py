@@ -311,7 +311,7 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, out=None, *,
                              f"name the evaluation labels with --data FORMAT:PATH")
     spec = parse_data_spec(data)
     defaults = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}
-    defaults.update({k: trained[k] for k in defaults if isinstance(trained.get(k), (int, float))})
+    defaults.update({k: trained[k] for k in defaults if k in trained})  # a bad one is refused
     # checks every setting before the model loads (the one place for every command)
     base = DBPostProcessor(**{**defaults, **overrides})
     postprocessors = sweep_grid(base, sweep)
