@@ -333,8 +333,9 @@ def _add_limit(p, default: str) -> None:
 
     p.add_argument("--limit-side-len", type=int, help="resize limit " + default)
     p.add_argument("--limit-type", choices=LIMIT_TYPES,
-                   help="max: long side <= limit (checkpoints' default); min: short side >= limit; "
-                   "resize_long: long side = limit; short: short side = limit (MhLiao/DB)")
+                   help="max: long side <= limit (PaddleOCR's; detect's default for checkpoints); "
+                   "min: short side >= limit; resize_long: long side = limit; short: short side "
+                   "= limit (MhLiao/DB)")
 
 
 def _input_size(value: str) -> tuple[int, int]:
