@@ -110,14 +110,18 @@ def empty_hub(tmp_path, monkeypatch):
 
 def test_recipe_without_imagenet_weights_says_so(tmp_path, empty_hub):
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        summary = train(tiny_recipe(tmp_path / "run"))
+        summary = train(tiny_recipe(tmp_path / "run", evaluate=True, eval_images=2,
+                                    eval_size=(64, 96)))
+    # the final evaluation at the exact size, with the recipe's post-processing
+    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert result["size"] == [64, 96] and result["postprocess"]["box_thresh"] == 0.55
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["recipe"] == "db-ic15-r18" and saved["pretrained_backbone"] == "if_available"
     assert saved["pretrained_backbone_loaded"] is False
     assert "no ImageNet weights" in saved["warnings"][0] and "no network" in saved["warnings"][0]
     assert (saved["batch_size"], saved["global_batch_size"], saved["crop_sampler"]) == (
         2, 2, "mhliao")
-    assert saved["dcn"] is True and saved["eval_size"] == [736, 1280] and summary["step"] == 1
+    assert saved["dcn"] is True and saved["eval_size"] == [64, 96] and summary["step"] == 1
     # asked for explicitly, missing weights stop the run instead
     with pytest.raises(RuntimeError, match="could not download"):
         train(tiny_recipe(tmp_path / "strict", pretrained_backbone=True))
