@@ -20,7 +20,10 @@ As a script (the README's table, first-call cost included)::
     python benchmarks/bench_vs_rapidocr.py [--rounds 5] [--device cpu|cuda]
 
 ``--device cuda`` (scripts/gpu_check.sh): DBPredictor batch 1 and 16 against
-onnxruntime-gpu's CUDA provider (when installed) on the same ONNX file, images/s.
+onnxruntime-gpu's CUDA provider (when it loads; else the row says why) on the same
+ONNX file, images/s; ``--device cuda --dry-run`` runs that table's code on the CPU
+(onnxruntime's CPU provider, small images, one round). ``--json`` is rewritten
+after every row, so a run stopped at a time limit keeps what it measured.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from dbnet_fast.model.paddle import MODELS, default_onnx_path, is_installed  # n
 from dbnet_fast.predict import DBPredictor  # noqa: E402
 
 R18 = "dbnet-r18"
+CUDA_EP, CPU_EP = "CUDAExecutionProvider", "CPUExecutionProvider"
 R18_POLICY = {"limit_side_len": 736, "limit_type": "short"}
 
 
@@ -119,37 +123,44 @@ class _FixedLimitDetector(TextDetector):
                                           self.std)
 
 
-def rapidocr_detector(name: str, onnx_path: str, device: str = "cpu"):
-    """The peer's pipeline: images (BGR arrays) -> list of (N, 4, 2) boxes."""
+def rapidocr_detector(name: str, onnx_path: str, provider: str = CPU_EP):
+    """The peer's pipeline: images (BGR arrays) -> list of (N, 4, 2) boxes. Its
+    ``provider`` attribute names the execution provider the session really runs
+    on (onnxruntime falls back to the CPU when CUDA's does not load)."""
     cfg = settings(name)
     threads = torch.get_num_threads()
     if name != R18:
         detector = _FixedLimitDetector({
-            "model_path": onnx_path, "use_cuda": device == "cuda", "intra_op_num_threads": threads,
+            "model_path": onnx_path, "use_cuda": provider == CUDA_EP,
+            "intra_op_num_threads": threads,
             "limit_side_len": cfg["limit_side_len"], "limit_type": cfg["limit_type"],
             "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "thresh": cfg["thresh"],
             "box_thresh": cfg["box_thresh"], "unclip_ratio": cfg["unclip_ratio"],
             "use_dilation": cfg.get("use_dilation", False),
             "score_mode": cfg.get("score_mode", "fast"), "max_candidates": 1000})
-        return lambda image: detector(image)[0]
-    # DBNet-R18 takes ImageNet-normalised RGB, which TextDetector cannot express:
-    # the same steps written out (resize as DBPredictor's policy, onnxruntime, DBPostProcess)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-    session = ort.InferenceSession(onnx_path, options, providers=providers)
-    post = detect_utils.DBPostProcess(thresh=cfg["thresh"], box_thresh=cfg["box_thresh"],
-                                      unclip_ratio=cfg["unclip_ratio"])
-    mean = np.array([0.485, 0.456, 0.406], np.float32)
-    std = np.array([0.229, 0.224, 0.225], np.float32)
+        session = detector.infer.session
 
-    def detect(image):
-        h, w = inference_size(*image.shape[:2], cfg["limit_side_len"], cfg["limit_type"])
-        resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-        x = ((resized[:, :, ::-1].astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1)
-        prob = session.run(None, {session.get_inputs()[0].name: x[None]})[0]
-        return post(prob, image.shape[:2])[0]
+        def detect(image):
+            return detector(image)[0]
+    else:
+        # DBNet-R18 takes ImageNet-normalised RGB, which TextDetector cannot express: the
+        # same steps written out (resize as DBPredictor's policy, onnxruntime, DBPostProcess)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(onnx_path, options, providers=[provider])
+        post = detect_utils.DBPostProcess(thresh=cfg["thresh"], box_thresh=cfg["box_thresh"],
+                                          unclip_ratio=cfg["unclip_ratio"])
+        mean = np.array([0.485, 0.456, 0.406], np.float32)
+        std = np.array([0.229, 0.224, 0.225], np.float32)
 
+        def detect(image):
+            h, w = inference_size(*image.shape[:2], cfg["limit_side_len"], cfg["limit_type"])
+            resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+            x = ((resized[:, :, ::-1].astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1)
+            prob = session.run(None, {session.get_inputs()[0].name: x[None]})[0]
+            return post(prob, image.shape[:2])[0]
+
+    detect.provider = session.get_providers()[0]
     return detect
 
 
@@ -215,10 +226,9 @@ def _median_seconds(step, rounds: int) -> float:
     return statistics.median(times)
 
 
-def cpu_table(rounds: int, models: list[str]) -> list[dict]:
+def cpu_table(rounds: int, models: list[str], emit) -> None:
     """Per model: first call and median pass (4 images) of each variant, in one run."""
     encoded = encoded_images()
-    rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in models:
             detect = rapidocr_detector(name, onnx_file(name, folder))
@@ -238,41 +248,74 @@ def cpu_table(rounds: int, models: list[str]) -> list[dict]:
                     medians[key].append(_median_seconds(step, 1))
             medians = {key: statistics.median(v) for key, v in medians.items()}
             found = box_agreement(steps["eager"](), steps["rapidocr"]())
-            rows.append({"model": name, "first_s": first, "median_s": medians,
-                         "boxes_ours": found[0], "boxes_rapidocr": found[1],
-                         "max_corner_px": round(found[2], 2),
-                         "speedup_eager": medians["rapidocr"] / medians["eager"],
-                         "speedup_compiled": medians["rapidocr"] / medians["compiled"]})
-            print(json.dumps(rows[-1]), flush=True)
-    return rows
+            emit({"model": name, "first_s": first, "median_s": medians,
+                  "boxes_ours": found[0], "boxes_rapidocr": found[1],
+                  "max_corner_px": round(found[2], 2),
+                  "speedup_eager": medians["rapidocr"] / medians["eager"],
+                  "speedup_compiled": medians["rapidocr"] / medians["compiled"]})
 
 
-def gpu_table(rounds: int, models: list[str]) -> list[dict]:
-    """DBPredictor batch 1 and 16 on CUDA against onnxruntime's CUDA provider, images/s
-    on 16 images (the four real images, each at four scales)."""
-    encoded = encoded_images()
-    images = [cv2.resize(decode(e), None, fx=s, fy=s)
-              for e in encoded for s in (0.6, 0.8, 1.0, 1.3)]
-    cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
-    rows = []
+def batch_sets(scale: float = 1.0) -> dict[str, list[np.ndarray]]:
+    """The 16 images of the batch table two ways: ``mixed`` (the four real images,
+    each at four scales: 16 input shapes, as PaddleOCR users run the CUDA provider)
+    and the same 16 resized to one square (``960x960`` at scale 1), so that batches
+    of 16 can form."""
+    mixed = [cv2.resize(decode(e), None, fx=s * scale, fy=s * scale)
+             for e in encoded_images() for s in (0.6, 0.8, 1.0, 1.3)]
+    side = 32 * max(1, round(960 * scale / 32))
+    return {"mixed": mixed, f"{side}x{side}": [cv2.resize(i, (side, side)) for i in mixed]}
+
+
+def onnxruntime_peer(name: str, folder: str, provider: str):
+    """``(detect, None)``: the peer on ``provider``; or ``(None, why it cannot run
+    there)``, so that DBPredictor's rows are still measured."""
+    if provider not in ort.get_available_providers():
+        return None, (f"{provider} not in onnxruntime {ort.__version__} "
+                      f"(onnxruntime-gpu not installed)")
+    try:
+        if provider == CUDA_EP and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* packages beside torch
+        detect = rapidocr_detector(name, onnx_file(name, folder), provider)
+    except Exception as error:  # noqa: BLE001 - recorded in the row
+        return None, f"{provider} failed: {type(error).__name__}: {error}"
+    if detect.provider != provider:
+        return None, f"{provider} did not load; the session fell back to {detect.provider}"
+    return detect, None
+
+
+def _throughput(step, count: int, rounds: int) -> dict:
+    """The first pass's seconds (cuDNN's searches for new shapes fall there) and
+    images/s of the median pass after it."""
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    return {"first_s": first, "images_per_s": count / _median_seconds(step, rounds)}
+
+
+def gpu_table(rounds: int, models: list[str], emit, device: str = "cuda",
+              scale: float = 1.0) -> None:
+    """DBPredictor batch 1 and 16 on ``device`` against onnxruntime on the same ONNX
+    file (its CUDA provider on CUDA), on each image set of :func:`batch_sets`.
+    ``device="cpu"`` with a small ``scale`` is gpu_check.sh's dry run: the same code,
+    onnxruntime's CPU provider."""
+    provider = CUDA_EP if device == "cuda" else CPU_EP
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    where = torch.cuda.get_device_name() if device == "cuda" else device
+    sets = batch_sets(scale)
     with tempfile.TemporaryDirectory() as folder:
         for name in models:
-            row = {"model": name}
-            for batch in (1, 16):
-                pred = predictor(name, "cuda", folder, batch_size=batch)
-                pred(images)
-                seconds = _median_seconds(lambda: (pred(images), torch.cuda.synchronize()), rounds)
-                row[f"dbnet_fast_batch{batch}_images_per_s"] = len(images) / seconds
-            if cuda_ort:
-                detect = rapidocr_detector(name, onnx_file(name, folder), device="cuda")
-                [detect(i) for i in images]
-                seconds = _median_seconds(lambda: [detect(i) for i in images], rounds)
-                row["onnxruntime_cuda_images_per_s"] = len(images) / seconds
-            else:
-                row["onnxruntime_cuda_images_per_s"] = None  # onnxruntime-gpu not installed
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    return rows
+            preds = {batch: predictor(name, device, folder, batch_size=batch) for batch in (1, 16)}
+            peer, why_not = onnxruntime_peer(name, folder, provider)
+            for label, images in sets.items():
+                row = {"model": name, "images": label, "count": len(images), "device": where,
+                       "onnxruntime": why_not or provider}
+                for batch, pred in preds.items():
+                    row[f"dbnet_fast_batch{batch}"] = _throughput(
+                        lambda: (pred(images), sync()), len(images), rounds)
+                if peer is not None:
+                    row["onnxruntime_batch1"] = _throughput(
+                        lambda: [peer(i) for i in images], len(images), rounds)
+                emit(row)
 
 
 def write_folder(folder: str, count: int) -> list[str]:
@@ -289,12 +332,11 @@ def write_folder(folder: str, count: int) -> list[str]:
     return paths
 
 
-def folder_table(count: int, models: list[str]) -> list[dict]:
+def folder_table(count: int, models: list[str], emit) -> None:
     """``dbnet-fast detect`` (2 reading workers, JSON only) against RapidOCR's
     detector reading and running the same files one by one; images/s."""
     from dbnet_fast.engine.detect import detect_files
 
-    rows = []
     with tempfile.TemporaryDirectory() as folder:
         images = os.path.join(folder, "images")
         os.makedirs(images)
@@ -308,11 +350,27 @@ def folder_table(count: int, models: list[str]) -> list[dict]:
             result = detect_files([images], os.path.join(folder, f"out-{name}"), name,
                                   device="cpu", pictures=False, workers=2, progress=False)
             ours = result["seconds"]
-            rows.append({"model": name, "images": count, "failed": result["failed"],
-                         "dbnet_fast_images_per_s": count / ours,
-                         "rapidocr_images_per_s": count / peer, "speedup": peer / ours})
-            print(json.dumps(rows[-1]), flush=True)
-    return rows
+            emit({"model": name, "images": count, "failed": result["failed"],
+                  "dbnet_fast_images_per_s": count / ours,
+                  "rapidocr_images_per_s": count / peer, "speedup": peer / ours})
+
+
+def recorder(path: str | None):
+    """``emit(row)``: prints the row and rewrites ``path`` (atomically) with every
+    row so far."""
+    rows = []
+
+    def emit(row: dict) -> None:
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if path:
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as out:
+                json.dump({"cpu_capability": cpu_capability(), "threads": torch.get_num_threads(),
+                           "rows": rows}, out, indent=1)
+            os.replace(tmp, path)
+
+    return emit
 
 
 def main(argv=None) -> int:
@@ -325,21 +383,25 @@ def main(argv=None) -> int:
     parser.add_argument("--folder", type=int, metavar="N",
                         help="instead: dbnet-fast detect over a folder of N mixed-size images "
                         "against RapidOCR looping over the same files, images/s")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --device cuda: that table's code on the CPU (onnxruntime's "
+                        "CPU provider), small images, one round (scripts/gpu_check.sh --dry-run)")
     args = parser.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
+    if args.dry_run and (args.device != "cuda" or args.folder):
+        parser.error("--dry-run goes with --device cuda")
+    if args.device == "cuda" and not args.dry_run and not torch.cuda.is_available():
         print("bench_vs_rapidocr: --device cuda needs a CUDA device", file=sys.stderr)
         return 2
     print(f"CPU capability {cpu_capability()}, {torch.get_num_threads()} threads", flush=True)
+    emit = recorder(args.json)
     if args.folder:
-        rows = folder_table(args.folder, args.models)
+        folder_table(args.folder, args.models, emit)
     elif args.device == "cpu":
-        rows = cpu_table(args.rounds, args.models)
+        cpu_table(args.rounds, args.models, emit)
+    elif args.dry_run:
+        gpu_table(1, args.models, emit, device="cpu", scale=0.15)
     else:
-        rows = gpu_table(args.rounds, args.models)
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"cpu_capability": cpu_capability(), "threads": torch.get_num_threads(),
-                       "rows": rows}, out, indent=1)
+        gpu_table(args.rounds, args.models, emit)
     return 0
 
 

@@ -12,10 +12,14 @@
 #   ops       binarize and loss against a same-bytes copy, label maps per batch,
 #             post-processing of 16 960x960 maps incl. the copy back (report.py)
 #   predict   DBPredictor end to end (report.py)
+#   vs_onnxruntime  DBPredictor batch 1 and 16 against onnxruntime's CUDA provider
+#             on the same ONNX file, images/s (benchmarks/bench_vs_rapidocr.py;
+#             without onnxruntime-gpu its row says so, ours still run)
 # Each step gets the time left; $OUT/summary.md is rewritten after every step,
 # so a call stopped at its limit still returns what it measured. At most 8
 # files come back from $OUT: summary.md, build.log, tests.log, log.txt (every
-# other step's output), compare.json, train.json, ops.json, predict.json.
+# other step's output), compare.json, train.json, ops.json, predict.json
+# (vs_onnxruntime's rows: its table in summary.md, each row in log.txt).
 #
 #   device run:  bash scripts/gpu_check.sh          (carry [".whl"] if it holds wheels)
 #   rehearsal:   scripts/gpu_check.sh --dry-run     (CI: the same steps on the CPU,
@@ -43,7 +47,7 @@ FAILED=0
 left() { echo $((BUDGET - KEEP - (SECONDS - START))); }
 summary() {
   "$PY" scripts/gpu_report.py summary --out "$OUT" --status "$WORK/status" --packages "$WORK/packages.md" \
-    || echo "gpu_report.py summary failed" >&2
+    --vs-onnxruntime "$WORK/vs_onnxruntime.json" || echo "gpu_report.py summary failed" >&2
 }
 # step NAME FUNCTION: runs FUNCTION with the time left, records its exit and seconds
 step() {
@@ -132,12 +136,17 @@ predict() {
   local select="bench_predict"; [ $DRY -eq 1 ] && select="bench_predict and r18 and dbnet_fast"
   report cuda "$OUT/predict.json" -k "$select"
 }
+vs_onnxruntime() {  # the dry run: the same table's code on the CPU, tiny images, one model
+  local how=(--rounds 5); [ $DRY -eq 1 ] && how=(--dry-run --models ppocr-v4)
+  within "$PY" benchmarks/bench_vs_rapidocr.py --device cuda "${how[@]}" \
+    --json "$WORK/vs_onnxruntime.json" >> "$OUT/log.txt" 2>&1
+}
 
 echo "# gpu_check $(date -u +%FT%TZ) (dry run: $DRY, budget ${BUDGET} s)" > "$OUT/log.txt"
 step packages packages
 step build build || true
 if grep -q '^build|0|' "$WORK/status"; then
-  for name in tests compare train ops predict; do
+  for name in tests compare train ops predict vs_onnxruntime; do
     step $name $name
   done
 else

@@ -1,6 +1,7 @@
 """What of scripts/gpu_check.sh runs without a GPU: its syntax, the comparison
 script in its dry run (the emulated kernels against the CPU's), the packages the
-GPU machine must be given, the summary of a run stopped half way, and the
+GPU machine must be given, the summary of a run stopped half way, the
+DBPredictor-against-onnxruntime table and its peer's missing provider, and the
 training benchmark's CUDA-graph section on the emulated kernels. CI runs the
 whole rehearsal, `scripts/gpu_check.sh --dry-run`, as a step of its own."""
 
@@ -53,6 +54,10 @@ def test_packages_the_gpu_machine_lacks_and_how_to_carry_them():
     assert "rapidocr-onnxruntime==1.4.4" in report  # the Makefile's pin, installed with --no-deps
     assert "--python-version 3.12" in report and "-d .whl" in report and 'carry [".whl"]' in report
     assert "torchvision" not in report  # the machine has it
+    # optional: the vs_onnxruntime step's peer, named with its download and its size
+    assert gpu_report.missing_packages(dry_run=True, names=gpu_report.OPTIONAL) == \
+        ["onnxruntime-gpu"]
+    assert "-d .whl onnxruntime-gpu==1.31.1" in report and "256 MB, over the 64 MiB" in report
 
 
 def test_summary_of_a_run_stopped_half_way(tmp_path):
@@ -65,6 +70,50 @@ def test_summary_of_a_run_stopped_half_way(tmp_path):
     assert "| compare | 124 (stopped at the time limit) | 300 |" in text
     assert "CUDA tests: 1 failed, 40 passed, 3 skipped in 30.0s" in text
     assert "## Training" not in text and not list(tmp_path.glob("*.tmp"))
+
+
+def test_summary_shows_the_onnxruntime_table_with_or_without_its_peer(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("vs_onnxruntime|0|60\n")
+    rate = {"first_s": 1.5, "images_per_s": 40.25}
+    ours = {"dbnet_fast_batch1": rate, "dbnet_fast_batch16": rate}
+    rows = [{"model": "ppocr-v4", "images": "960x960", "count": 16, "device": "NVIDIA H200",
+             "onnxruntime": "CUDAExecutionProvider", **ours,
+             "onnxruntime_batch1": {"first_s": 9.0, "images_per_s": 20}},
+            {"model": "dbnet-r18", "images": "mixed", "count": 16, "device": "NVIDIA H200",
+             "onnxruntime": "CUDAExecutionProvider not in onnxruntime 1.30.0 (onnxruntime-gpu "
+                            "not installed)", **ours}]
+    vs = tmp_path / "vs_onnxruntime.json"
+    vs.write_text(json.dumps({"cpu_capability": "AVX512", "threads": 16, "rows": rows}))
+    text = gpu_report.summary(tmp_path, status, None, vs)
+    assert ("| ppocr-v4 | 16 960x960 | NVIDIA H200 | 40.2 (1.50) | 40.2 (1.50) "
+            "| CUDAExecutionProvider | 20.0 (9.00) |") in text
+    assert ("| dbnet-r18 | 16 mixed | NVIDIA H200 | 40.2 (1.50) | 40.2 (1.50) "
+            "| CUDAExecutionProvider not in onnxruntime 1.30.0 (onnxruntime-gpu not installed) "
+            "|  |") in text
+    vs.write_text('{"rows": [')  # stopped while writing: the table is left out, nothing fails
+    assert "against onnxruntime" not in gpu_report.summary(tmp_path, status, None, vs)
+
+
+def test_onnxruntime_peer_reports_a_provider_that_cannot_run(tmp_path, monkeypatch):
+    """No CUDA provider, or one that is listed but falls back to the CPU: the row
+    says so (DBPredictor's rows are still measured), never CPU figures as CUDA's."""
+    bench = pytest.importorskip("bench_vs_rapidocr")
+    from dbnet_fast.model.paddle import is_installed
+
+    if not is_installed("ppocr-v4"):
+        pytest.skip("PP-OCRv4's ONNX file is not installed")
+    if bench.CUDA_EP in bench.ort.get_available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider")
+    peer, why = bench.onnxruntime_peer("ppocr-v4", str(tmp_path), bench.CUDA_EP)
+    assert peer is None and why.startswith("CUDAExecutionProvider not in onnxruntime")
+    monkeypatch.setattr(bench.ort, "get_available_providers",
+                        lambda: [bench.CUDA_EP, bench.CPU_EP])  # listed, cannot load
+    peer, why = bench.onnxruntime_peer("ppocr-v4", str(tmp_path), bench.CUDA_EP)
+    assert peer is None and why == ("CUDAExecutionProvider did not load; the session fell back "
+                                    "to CPUExecutionProvider")
+    peer, why = bench.onnxruntime_peer("ppocr-v4", str(tmp_path), bench.CPU_EP)
+    assert why is None and peer.provider == bench.CPU_EP
 
 
 def test_training_tables_show_ratios_shares_and_errors():
