@@ -11,6 +11,7 @@ import torch
 import dbnet_fast.engine
 from dbnet_fast.cli import main
 from dbnet_fast.engine import TrainConfig, train
+from dbnet_fast.engine.evaluate import evaluate_checkpoint
 from dbnet_fast.engine.recipes import RECIPES
 from dbnet_fast.engine.train import per_process_batch
 from dbnet_fast.model import weights
@@ -122,6 +123,13 @@ def test_recipe_without_imagenet_weights_says_so(tmp_path, empty_hub):
     assert (saved["batch_size"], saved["global_batch_size"], saved["crop_sampler"]) == (
         2, 2, "mhliao")
     assert saved["dcn"] is True and saved["eval_size"] == [64, 96] and summary["step"] == 1
+    # `dbnet-fast eval` of the checkpoint resizes as the run did, unless told otherwise
+    again = evaluate_checkpoint(tmp_path / "run" / "last.pt", out=tmp_path / "again.json",
+                                images=2, device="cpu")
+    assert again["resize"]["size"] == [64, 96] and again["hmean"] == result["hmean"]
+    other = evaluate_checkpoint(tmp_path / "run" / "last.pt", out=tmp_path / "other.json",
+                                images=2, device="cpu", short_side=64)
+    assert other["resize"] == {"size": None, "short_side": 64, "max_side": None}
     # asked for explicitly, missing weights stop the run instead
     with pytest.raises(RuntimeError, match="could not download"):
         train(tiny_recipe(tmp_path / "strict", pretrained_backbone=True))

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from dbnet_fast.data import collate, unscale_polygons
+from dbnet_fast.data.transforms import check_input_size
 from dbnet_fast.engine.precision import autocast, resolve_amp
 from dbnet_fast.metrics import INVALID_MODES, evaluate_detections
 from dbnet_fast.postprocess import DBPostProcessor, Detections
@@ -291,7 +292,8 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, out=None, *,
     format's ``data`` is evaluated as given (COCO-Text: its "val" set);
     ``skip_bad`` leaves malformed label records out. Resize: the short side
     (:func:`~dbnet_fast.engine.data.eval_dataset`), or exactly ``size``
-    (height, width). ``preset``: one of :data:`PRESETS`, under explicit settings.
+    (height, width; default: the run's ``eval_size`` when it had one, as a recipe does).
+    ``preset``: one of :data:`PRESETS`, under explicit settings.
     ``sweep``: see :func:`sweep_grid`. ``out`` defaults to
     ``<checkpoint folder>/<checkpoint name>_eval.json``. Returns the result dict.
     """
@@ -310,6 +312,8 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, out=None, *,
             raise ValueError(f"the checkpoint was trained on {data}, which holds no test split: "
                              f"name the evaluation labels with --data FORMAT:PATH")
     spec = parse_data_spec(data)
+    if size is None and short_side is None and max_side is None and trained.get("eval_size"):
+        size = check_input_size(trained["eval_size"], "the checkpoint's eval_size")  # as trained
     defaults = {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}
     defaults.update({k: trained[k] for k in defaults if k in trained})  # a bad one is refused
     # checks every setting before the model loads (the one place for every command)
