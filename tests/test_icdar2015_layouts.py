@@ -88,3 +88,40 @@ def test_malformed_line_names_file_and_line(tmp_path, layout):
     (tmp_path / gts / name).write_bytes(good + b"1,2,3,4,5,6,7,word\r\n")  # seven numbers
     with pytest.raises(ValueError, match=rf"{name.replace('.', '[.]')}:2: expected"):
         ICDAR2015Dataset(tmp_path, "train")
+
+
+def test_holdout_split_reads_back_as_the_original(tmp_path):
+    """scripts/ic15_split.py: the held-out and training lists are a partition of the
+    training images, and each image's words read back through the PaddleOCR loader as
+    ICDAR2015Dataset reads them (don't-care kept as don't-care)."""
+    import importlib.util
+    from pathlib import Path
+
+    from dbnet_fast.data.formats import open_dataset
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ic15_split.py"
+    spec = importlib.util.spec_from_file_location("ic15_split", script)
+    ic15_split = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ic15_split)
+    stems = ["img_1", "img_10", "img_2"]
+    write_split(tmp_path / "ic15", *ORIGINAL["train"], lambda s: f"gt_{s}.txt", stems)
+    for stem in stems:  # large enough for the words: the PaddleOCR loader checks bounds
+        image = np.full((200, 480, 3), 30, np.uint8)
+        assert cv2.imwrite(str(tmp_path / "ic15" / ORIGINAL["train"][0] / f"{stem}.jpg"), image)
+    assert ic15_split.main([str(tmp_path / "ic15"), "--out", str(tmp_path / "lists"),
+                            "--holdout", "1"]) == 0
+    parts = {name: open_dataset("paddleocr", str(tmp_path / "lists" / f"{name}.txt"))
+             for name in ("train", "val")}
+    assert (len(parts["train"]), len(parts["val"])) == (2, 1)
+    seen = []
+    for dataset in parts.values():
+        for i, path in enumerate(dataset.image_paths):
+            stem = Path(path).stem
+            seen.append(stem)
+            record = dataset.load(i)
+            assert record["ignore"] == [text == "###" for _, text in WORDS[stem]]
+            for got, (polygon, _) in zip(record["polygons"], WORDS[stem]):
+                np.testing.assert_allclose(got, np.asarray(polygon, np.float32), atol=1e-3)
+    assert sorted(seen) == sorted(stems)
+    with pytest.raises(SystemExit):  # nothing left to train on
+        ic15_split.main([str(tmp_path / "ic15"), "--out", str(tmp_path / "x"), "--holdout", "3"])
