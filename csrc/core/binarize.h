@@ -19,16 +19,17 @@ template <class A> struct BinarizeGain {
 // subtraction (TwoSum) and the product (fma) error-free, so B is exact to a few
 // ulp even where sigmoid is steep relative to itself (z << 0).
 DBF_HOST_DEVICE float binarize_value(float p, float t, BinarizeGain<float> k) {
-  float d = p - t;
-  const float v = d - p;
-  const float d_err = (p - (d - v)) + (-t - v);
-  // Keep an overflowing p - t finite so that k = 0 still gives 1/2 (0 * inf is NaN).
-  // (written as min / max, bit masks and sign flips: the AVX2 variant would
-  // otherwise blend, at three micro-ops a select)
-  d = 3.4e38f < d ? 3.4e38f : d;
-  d = d < -3.4e38f ? -3.4e38f : d;
+  const float d_rounded = p - t;
+  const float v = d_rounded - p;
+  const float d_err = (p - (d_rounded - v)) + (-t - v);
+  // An infinite p - t becomes the largest finite float of its sign, so that
+  // k = 0 still gives 1/2 (0 * inf is NaN). Done on the bits (three integer
+  // instructions): a two-sided float clamp vectorises into compares and blends.
+  uint32_t d_bits = float_to_bits(d_rounded);
+  d_bits -= (d_bits & 0x7fffffffu) == 0x7f800000u ? 1u : 0u;
+  const float d = bits_to_float(d_bits);
   const float z = k.hi * d;
-  float z_err = fused_mul_add(k.hi, d, -z) + (k.hi * d_err + k.lo * d);
+  float z_err = fused_mul_add(k.hi, d, -z) + fused_mul_add(k.hi, d_err, k.lo * d);
   // Past |z| = 104 the result is 0 or 1, and where p - t or k (p - t)
   // overflows the correction is inf - inf: drop it there.
   const uint32_t z_bits = float_to_bits(z);
