@@ -324,6 +324,14 @@ class DBPredictor:
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model, defaults = load_model(model_or_checkpoint, self.device)  # folds its own
+        # On the CPU oneDNN's convolutions run 1.2-1.6x faster on channels-last
+        # (NHWC) tensors than on NCHW ones (PP-OCRv4, v6 small, R18, README); an
+        # NHWC input selects them even for a module passed in, whose weights are
+        # left as they are; our own copy is converted too (no reorder per call).
+        self.memory_format = torch.channels_last if self.device.type == "cpu" \
+            else torch.contiguous_format
+        if not isinstance(model_or_checkpoint, torch.nn.Module):
+            self.model.to(memory_format=self.memory_format)
         self.tiling = None if tiles is None else Tiling(tiles, tile_overlap)
         if not isinstance(compile, bool):
             raise TypeError(f"DBPredictor: compile must be True or False, got {compile!r}")
@@ -474,7 +482,8 @@ class DBPredictor:
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.amp):
-            return self.forward(images.to(self.device, non_blocking=True)).float()
+            images = images.to(self.device, non_blocking=True)
+            return self.forward(images.contiguous(memory_format=self.memory_format)).float()
 
     def _stitched_map(self, item: PreparedImage) -> torch.Tensor:
         """The (H, W) map of one large image: its tiles through the model in batches,
