@@ -234,7 +234,8 @@ def _detect(args: argparse.Namespace) -> int:
             limit_type=args.limit_type, pad_to=args.pad_to, thresh=args.thresh,
             box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio, amp=args.amp,
             pictures=not args.no_pictures, workers=args.workers, progress=not args.no_progress,
-            labels=args.labels, tiles=args.tiles, compile=args.compile)
+            labels=args.labels, tiles=args.tiles, compile=args.compile,
+            trim_memory=not args.keep_memory)
     except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
         return _fail("detect", error)  # exit 2: nothing ran; 1 below: some images failed
     except KeyboardInterrupt:  # before the images or while writing the summary
@@ -323,6 +324,9 @@ def _add_detect(commands) -> None:
                    "shrunk: small text on large pages")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (pays off on long runs; see README)")
+    p.add_argument("--keep-memory", action="store_true",
+                   help="keep freed memory for reuse between batches instead of handing it back "
+                        "(faster; memory grows with many image sizes; see README)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_detect)
 

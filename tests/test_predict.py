@@ -492,3 +492,19 @@ def test_evaluate_refuses_ppocr_normalised_models(ppocr):
 
     with pytest.raises(ValueError, match="input_norm"):
         evaluate(ppocr, [None])
+
+
+def test_trim_memory_choice_same_boxes_and_trims_only_when_asked(real, ppocr, monkeypatch):
+    import dbnet_fast.predict as predict
+
+    with pytest.raises(TypeError, match="trim_memory"):
+        DBPredictor(ppocr, device="cpu", trim_memory="no")
+    calls = []
+    monkeypatch.setattr(predict, "release_freed_memory", lambda: calls.append(1))
+    image = real[1][NAMES[0]]
+    trimmed = DBPredictor(ppocr, device="cpu")([image, image])
+    assert len(calls) == 1  # once per call, not per image
+    kept = DBPredictor(ppocr, device="cpu", trim_memory=False)([image, image])
+    assert len(calls) == 1
+    for a, b in zip(trimmed, kept):
+        assert torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores)

@@ -120,7 +120,7 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
                  box_thresh: float | None = None, unclip_ratio: float | None = None,
                  amp: bool = False, pictures: bool = True, workers: int = 2,
                  progress: bool = True, labels: str | None = None, tiles: int | None = None,
-                 compile: bool = False) -> dict:
+                 compile: bool = False, trim_memory: bool = True) -> dict:
     """Detects text in images (files, or folders of them) and writes the outputs
     described in the module documentation. ``model``: a checkpoint path or
     ``"ppocr-v4"``. Returns the counts of all processes: ``images``, ``done``,
@@ -148,7 +148,7 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", bat
         predictor = DBPredictor(model, ctx.device, limit_side_len=limit_side_len,
                                 limit_type=limit_type, batch_size=batch_size, pad_to=pad_to,
                                 amp=amp, postprocess={**options, "output": output},
-                                tiles=tiles, compile=compile)
+                                tiles=tiles, compile=compile, trim_memory=trim_memory)
         out.mkdir(parents=True, exist_ok=True)
         started = time.time()
         mine = list(range(ctx.rank, len(paths), ctx.world_size))
