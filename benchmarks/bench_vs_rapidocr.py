@@ -227,18 +227,17 @@ def _median_seconds(step, rounds: int) -> float:
     return statistics.median(times)
 
 
-def cpu_table(rounds: int, models: list[str], emit) -> None:
-    """Per model: first call and median pass (4 images) of each variant, in one run."""
+def cpu_table(rounds: int, models: list[str], emit, trim_memory: bool = True) -> None:
+    """Per model: first call and median pass (4 images) of each variant, in one run
+    (``trim_memory``: DBPredictor's; False for the whole run, since the heap is shared)."""
     encoded = encoded_images()
     with tempfile.TemporaryDirectory() as folder:
         for name in models:
             detect = rapidocr_detector(name, onnx_file(name, folder))
-            eager = predictor(name, "cpu", folder)
-            kept = predictor(name, "cpu", folder, trim_memory=False)
-            compiled = predictor(name, "cpu", folder, compile=True)
+            eager = predictor(name, "cpu", folder, trim_memory=trim_memory)
+            compiled = predictor(name, "cpu", folder, compile=True, trim_memory=trim_memory)
             steps = {"rapidocr": lambda: [detect(decode(e)) for e in encoded],
                      "eager": lambda: [eager(decode(e))[0] for e in encoded],
-                     "eager_keep_memory": lambda: [kept(decode(e))[0] for e in encoded],
                      "compiled": lambda: [compiled(decode(e))[0] for e in encoded]}
             first = {}
             for key, step in steps.items():
@@ -251,11 +250,10 @@ def cpu_table(rounds: int, models: list[str], emit) -> None:
                     medians[key].append(_median_seconds(step, 1))
             medians = {key: statistics.median(v) for key, v in medians.items()}
             found = box_agreement(steps["eager"](), steps["rapidocr"]())
-            emit({"model": name, "first_s": first, "median_s": medians,
+            emit({"model": name, "trim_memory": trim_memory, "first_s": first, "median_s": medians,
                   "boxes_ours": found[0], "boxes_rapidocr": found[1],
                   "max_corner_px": round(found[2], 2),
                   "speedup_eager": medians["rapidocr"] / medians["eager"],
-                  "speedup_eager_keep_memory": medians["rapidocr"] / medians["eager_keep_memory"],
                   "speedup_compiled": medians["rapidocr"] / medians["compiled"]})
 
 
@@ -336,7 +334,7 @@ def write_folder(folder: str, count: int) -> list[str]:
     return paths
 
 
-def folder_table(count: int, models: list[str], emit) -> None:
+def folder_table(count: int, models: list[str], emit, trim_memory: bool = True) -> None:
     """``dbnet-fast detect`` (2 reading workers, JSON only) against RapidOCR's
     detector reading and running the same files one by one; images/s."""
     from dbnet_fast.engine.detect import detect_files
@@ -352,9 +350,11 @@ def folder_table(count: int, models: list[str], emit) -> None:
                 detect(cv2.imread(path))
             peer = time.perf_counter() - start
             result = detect_files([images], os.path.join(folder, f"out-{name}"), name,
-                                  device="cpu", pictures=False, workers=2, progress=False)
+                                  device="cpu", pictures=False, workers=2, progress=False,
+                                  trim_memory=trim_memory)
             ours = result["seconds"]
             emit({"model": name, "images": count, "failed": result["failed"],
+                  "trim_memory": trim_memory,
                   "dbnet_fast_images_per_s": count / ours,
                   "rapidocr_images_per_s": count / peer, "speedup": peer / ours})
 
@@ -387,6 +387,9 @@ def main(argv=None) -> int:
     parser.add_argument("--folder", type=int, metavar="N",
                         help="instead: dbnet-fast detect over a folder of N mixed-size images "
                         "against RapidOCR looping over the same files, images/s")
+    parser.add_argument("--keep-memory", action="store_true",
+                        help="DBPredictor(trim_memory=False) / detect --keep-memory for the whole "
+                        "run (CPU tables)")
     parser.add_argument("--dry-run", action="store_true",
                         help="with --device cuda: that table's code on the CPU (onnxruntime's "
                         "CPU provider), small images, one round (scripts/gpu_check.sh --dry-run)")
@@ -399,9 +402,9 @@ def main(argv=None) -> int:
     print(f"CPU capability {cpu_capability()}, {torch.get_num_threads()} threads", flush=True)
     emit = recorder(args.json)
     if args.folder:
-        folder_table(args.folder, args.models, emit)
+        folder_table(args.folder, args.models, emit, trim_memory=not args.keep_memory)
     elif args.device == "cpu":
-        cpu_table(args.rounds, args.models, emit)
+        cpu_table(args.rounds, args.models, emit, trim_memory=not args.keep_memory)
     elif args.dry_run:
         gpu_table(1, args.models, emit, device="cpu", scale=0.15)
     else:

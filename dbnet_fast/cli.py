@@ -297,8 +297,9 @@ def _add_detect(commands) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS")
     _add_model(p, DEFAULT_MODEL)
     p.add_argument("--out", default="runs/detect", help="output folder (default: %(default)s)")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=8,
-                   help="images per forward pass")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                   help="images per forward pass (default: 1 on the CPU, where batches run "
+                        "slower per image, 8 on CUDA)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--output", default="quad", choices=OUTPUTS,
                    help="quad: rotated rectangles; poly: polygons (curved text)")

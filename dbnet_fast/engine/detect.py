@@ -114,7 +114,8 @@ def detection_record(path, size, detections, model: str, output: str) -> dict:
     }
 
 
-def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto", batch_size: int = 8,
+def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto",
+                 batch_size: int | None = None,
                  output: str = "quad", limit_side_len: int | None = None,
                  limit_type: str | None = None, pad_to: int = 32, thresh: float | None = None,
                  box_thresh: float | None = None, unclip_ratio: float | None = None,
