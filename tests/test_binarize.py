@@ -240,7 +240,11 @@ def test_torch_compile_fullgraph(gen, device):
         grads = torch.autograd.grad(loss, (p, t))
         want_loss = step(p, t, g)
         want_grads = torch.autograd.grad(want_loss, (p, t))
-        torch.testing.assert_close(loss, want_loss)
+        # the compiled sum may add the terms in another order: a float32 sum of n
+        # terms is then within about log2(n) ulp of the sum of their magnitudes
+        with torch.no_grad():
+            magnitude = float((db_binarize(p, t, 50.0) * 2.0 * g).abs().sum())
+        torch.testing.assert_close(loss, want_loss, rtol=0, atol=2e-6 * magnitude)
         for got, want in zip(grads, want_grads):
             torch.testing.assert_close(got, want)
 
