@@ -346,10 +346,9 @@ class DBPredictor:
         if not isinstance(model_or_checkpoint, torch.nn.Module):
             self.model.to(memory_format=self.memory_format)
         self.tiling = None if tiles is None else Tiling(tiles, tile_overlap)
-        if not isinstance(compile, bool):
-            raise TypeError(f"DBPredictor: compile must be True or False, got {compile!r}")
-        if not isinstance(trim_memory, bool):
-            raise TypeError(f"DBPredictor: trim_memory must be True or False, got {trim_memory!r}")
+        for name, flag in (("compile", compile), ("trim_memory", trim_memory)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"DBPredictor: {name} must be True or False, got {flag!r}")
         self.trim_memory = trim_memory
         self.forward = compiled_forward(self.model) if compile else self.model
         self.preprocess = Preprocessor(
