@@ -319,7 +319,8 @@ def _add_detect(commands) -> None:
                    help="also write the detections as labels to correct: paddleocr: OUT/Label.txt "
                    "for PPOCRLabel (copy it into the image folder); mmocr: "
                    "OUT/textdet_prelabel.json; icdar2015: OUT/gts/gt_<stem>.txt")
-    p.add_argument("--workers", type=_int_at_least(0), default=2, help="image reading processes")
+    p.add_argument("--workers", type=_int_at_least(0), help="image reading processes (default: "
+                   "the cores the model's threads leave free, at most 2; up to 4 with a GPU)")
     p.add_argument("--tiles", type=int, help="images with a side over this many pixels run at "
                    "their own scale in overlapping tiles of this side (a multiple of 32), not "
                    "shrunk: small text on large pages")

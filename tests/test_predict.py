@@ -281,6 +281,23 @@ def test_detect_command_reports_bad_arguments(tmp_path, capsys):
     assert "no images" in capsys.readouterr().err
 
 
+def test_reading_workers_default_leaves_the_models_cores_free(monkeypatch):
+    from dbnet_fast.engine.detect import reading_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    threads = torch.get_num_threads()
+    try:
+        for model_threads, readers in ((8, 0), (7, 1), (6, 2), (1, 2)):
+            torch.set_num_threads(model_threads)
+            assert reading_workers(torch.device("cpu")) == readers, model_threads
+    finally:
+        torch.set_num_threads(threads)
+    assert reading_workers(torch.device("cuda", 0)) == 4  # the host only reads
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert reading_workers(torch.device("cuda", 0)) == 0
+    assert reading_workers(torch.device("cpu")) == 0
+
+
 @pytest.mark.slow
 def test_detect_under_torchrun_shards_images(image_dir, tmp_path):
     """Two CPU processes (gloo): every image done exactly once, each rank its own."""

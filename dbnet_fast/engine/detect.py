@@ -26,6 +26,7 @@ one of them returns (and exits with) the same verdict.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import threading
@@ -119,7 +120,7 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto",
                  output: str = "quad", limit_side_len: int | None = None,
                  limit_type: str | None = None, pad_to: int = 32, thresh: float | None = None,
                  box_thresh: float | None = None, unclip_ratio: float | None = None,
-                 amp: bool = False, pictures: bool = True, workers: int = 2,
+                 amp: bool = False, pictures: bool = True, workers: int | None = None,
                  progress: bool = True, labels: str | None = None, tiles: int | None = None,
                  compile: bool = False, trim_memory: bool = True) -> dict:
     """Detects text in images (files, or folders of them) and writes the outputs
@@ -130,7 +131,8 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto",
     ``labels``: also write the detections as label files of that format
     (:func:`dbnet_fast.engine.prelabel.write_labels`; the main process, from the
     images' JSON of this run), named in the result's ``labels``. ``tiles``,
-    ``compile``: as :class:`~dbnet_fast.predict.DBPredictor`'s."""
+    ``compile``: as :class:`~dbnet_fast.predict.DBPredictor`'s. ``workers``:
+    image-reading processes; None: :func:`reading_workers`."""
     from dbnet_fast.engine import distributed
 
     paths = list(dict.fromkeys(_resolve(p) for p in list_images(inputs)))  # each file once
@@ -150,6 +152,8 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto",
                                 limit_type=limit_type, batch_size=batch_size, pad_to=pad_to,
                                 amp=amp, postprocess={**options, "output": output},
                                 tiles=tiles, compile=compile, trim_memory=trim_memory)
+        if workers is None:
+            workers = reading_workers(ctx.device)
         out.mkdir(parents=True, exist_ok=True)
         started = time.time()
         mine = list(range(ctx.rank, len(paths), ctx.world_size))
@@ -171,6 +175,19 @@ def detect_files(inputs: Sequence, out, model: str, *, device: str = "auto",
             "seconds": counts["seconds"], "errors": errors, "out": str(out),  # this process's
             "interrupted": counts["interrupted"], "rank": ctx.rank, "world_size": ctx.world_size,
             "labels": written}
+
+
+def reading_workers(device: torch.device) -> int:
+    """The default number of image-reading processes, from the cores this
+    process may use. On the CPU only the cores the model's threads leave free
+    (at most 2): readers that share the model's cores slow the run (2 cores,
+    100 images: 3.51 images/s without readers, 3.05 with 2, README). With a GPU
+    the host only reads: up to 4, one core left to the main process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+    if device.type == "cpu":
+        return max(0, min(2, cores - torch.get_num_threads()))
+    return max(0, min(4, cores - 1))
 
 
 def _records_of_run(out: Path, names, paths, started: float) -> list[dict]:
